@@ -1,0 +1,47 @@
+// What a suite run takes and reports; shared by the CLI, the reports and the vitest suite.
+
+export type SuiteName = 'ownership' | 'snapshot' | 'unwinder';
+export const SUITE_NAMES: readonly SuiteName[] = ['ownership', 'snapshot', 'unwinder'];
+
+export interface SuiteOptions {
+  readonly runs: number;
+  readonly seed: number;
+  readonly maxSteps: number;
+  /** Bug id from the catalog, or null for the correct implementation. */
+  readonly inject: string | null;
+  /** Where counterexample traces are written. */
+  readonly outDir: string;
+  readonly onProgress?: (p: Progress) => void;
+}
+
+export interface Progress {
+  readonly suite: SuiteName;
+  readonly runsDone: number;
+  readonly runsTotal: number;
+  readonly calls: number;
+}
+
+export interface Failure {
+  readonly property: string;
+  /** 1-based step of the trace at which the property failed (0: before any step). */
+  readonly step: number;
+  readonly message: string;
+}
+
+/** How often each call returned each result: coverage[call][result name] = count. */
+export type Coverage = Record<string, Record<string, number>>;
+
+export interface SuiteResult {
+  readonly name: SuiteName;
+  readonly runs: number;
+  readonly calls: number;
+  readonly ok: boolean;
+  /** Path of the trace written for the failure, if any. */
+  readonly counterexample: string | null;
+  readonly failure: Failure | null;
+  readonly seed: number;
+  readonly coverage: Coverage;
+  readonly durationMs: number;
+  /** Length of the shrunk counterexample, when there is one. */
+  readonly counterexampleSteps?: number;
+}

@@ -1,0 +1,79 @@
+// The call vocabulary as plain data (kernel names, SEMANTICS argument names). This is what the model
+// and hyp execute; `vm` is already resolved to a number. Trace files and generators use the same
+// names (see checker/vocabulary.ts for the decoder that produces these from untrusted input).
+
+/** Guest permissions: a subset of R, W, X. */
+export interface Prot {
+  readonly r: boolean;
+  readonly w: boolean;
+  readonly x: boolean;
+}
+
+export interface RangeArgs {
+  readonly pfn: number;
+  readonly nr_pages: number;
+}
+
+/** Arguments of the host stage-2 snapshot: the descriptor fields the host prepares (SEMANTICS §5). */
+export interface SnapshotArgs {
+  /** Physical address of the descriptor page. */
+  readonly desc: number;
+  /** Physical address of the first PGD page of the copy, and how many pages it spans. */
+  readonly pgd: number;
+  readonly pgd_pages: number;
+  /** Memcache pages (physical addresses) in list order, as the host links them. */
+  readonly mc: readonly number[];
+  /** The memcache's claimed `nr_pages`. */
+  readonly mc_nr_pages: number;
+  /** What the last memcache page links to (0 = end of list); lets a trace build a cyclic list. */
+  readonly mc_tail: number;
+  /** Physical address of the used-pages array and its size in pages. */
+  readonly used: number;
+  readonly num_used_pages: number;
+  /** Initial `used_pages_indx` in the descriptor (must be 0). */
+  readonly used_pages_indx: number;
+}
+
+export type UnwindMode = 'protected' | 'nonprotected';
+
+/** One word written over the simulated EL2 stacks before unwinding (a corruption). */
+export interface StackCorruption {
+  /** 'hyp' or 'overflow' stack, and the byte offset from that stack's base. */
+  readonly stack: 'hyp' | 'overflow';
+  readonly offset: number;
+  /** The 64-bit value, as a hex string ("0x..."). */
+  readonly value: string;
+}
+
+/** Arguments of an unwinder scenario: build a hyp call chain, panic, unwind (SEMANTICS §7). */
+export interface UnwindArgs {
+  readonly scenario: string;
+  readonly mode: UnwindMode;
+  readonly page_size: number;
+  readonly depth: number;
+  readonly seed: number;
+  readonly corrupt: readonly StackCorruption[];
+}
+
+export type Call =
+  | { readonly call: '__pkvm_host_share_hyp'; readonly args: { readonly pfn: number } }
+  | { readonly call: '__pkvm_host_unshare_hyp'; readonly args: { readonly pfn: number } }
+  | { readonly call: '__pkvm_host_donate_hyp'; readonly args: RangeArgs }
+  | { readonly call: '__pkvm_hyp_donate_host'; readonly args: RangeArgs }
+  | { readonly call: '__pkvm_host_share_ffa'; readonly args: RangeArgs }
+  | { readonly call: '__pkvm_host_unshare_ffa'; readonly args: RangeArgs }
+  | { readonly call: 'hyp_pin_shared_mem'; readonly args: RangeArgs }
+  | { readonly call: 'hyp_unpin_shared_mem'; readonly args: RangeArgs }
+  | {
+      readonly call: '__pkvm_host_share_guest';
+      readonly args: { readonly pfn: number; readonly gfn: number; readonly nr_pages: number; readonly vm: number; readonly prot: Prot };
+    }
+  | { readonly call: '__pkvm_host_unshare_guest'; readonly args: { readonly gfn: number; readonly nr_pages: number; readonly vm: number } }
+  | { readonly call: '__pkvm_init_vm'; readonly args: RangeArgs }
+  | { readonly call: '__pkvm_teardown_vm'; readonly args: { readonly vm: number } }
+  | { readonly call: 'host_access'; readonly args: { readonly pfn: number; readonly write: boolean } }
+  | { readonly call: '__pkvm_host_stage2_snapshot'; readonly args: SnapshotArgs }
+  | { readonly call: 'hyp_panic'; readonly args: UnwindArgs };
+
+export type CallName = Call['call'];
+export type ArgsOf<N extends CallName> = Extract<Call, { call: N }>['args'];
