@@ -1,0 +1,51 @@
+// A trace's machine: which page frames are memory (everything else is MMIO) and the stage-2 granule.
+// Validated here with the same one-line messages as a step; absent fields take DEFAULT_CONFIG's value.
+import { DEFAULT_CONFIG, PA_PFNS, type MachineConfig, type MemoryRegion } from '../../types/config';
+import { InputError } from '../vocabulary';
+
+const show = (v: unknown): string => (v === undefined ? 'nothing' : (JSON.stringify(v) ?? String(v)));
+
+const bad = (field: string, expected: string, value: unknown): never => {
+  throw new InputError(`field "${field}": expected ${expected}, got ${show(value)}`);
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** One `[first pfn, pages]` pair: pages ≥ 1 and the whole region below the 40-bit PA limit. */
+function parseRegion(v: unknown, field: string): MemoryRegion {
+  if (!Array.isArray(v) || v.length !== 2) return bad(field, 'a pair [first pfn, number of pages]', v);
+  const [first, pages] = v as unknown[];
+  if (typeof first !== 'number' || !Number.isSafeInteger(first) || first < 0) return bad(`${field}[0]`, 'a non-negative integer (first pfn)', first);
+  if (typeof pages !== 'number' || !Number.isSafeInteger(pages) || pages < 1) return bad(`${field}[1]`, 'a positive integer (number of pages)', pages);
+  if (first + pages > PA_PFNS)
+    return bad(field, `a region inside the 40-bit PA space (pfns below 0x${PA_PFNS.toString(16)})`, v);
+  return [first, pages];
+}
+
+function parseMemory(v: unknown): readonly MemoryRegion[] {
+  if (!Array.isArray(v) || v.length === 0) return bad('config.memory', 'a non-empty array of [first pfn, number of pages]', v);
+  const regions = v.map((r, i) => parseRegion(r, `config.memory[${i}]`));
+  for (let i = 1; i < regions.length; i++) {
+    const [prevFirst, prevPages] = regions[i - 1];
+    if (regions[i][0] < prevFirst + prevPages)
+      bad(`config.memory[${i}]`, `a region starting at or after pfn 0x${(prevFirst + prevPages).toString(16)} (regions sorted, not overlapping)`, v[i]);
+  }
+  return regions;
+}
+
+/** Decodes the `config` field of a trace (`undefined` when absent). Throws InputError naming the field. */
+export function parseConfig(raw: unknown): MachineConfig {
+  if (raw === undefined) return DEFAULT_CONFIG;
+  if (!isObject(raw)) return bad('config', 'an object { memory, pageSize }', raw);
+  for (const k of Object.keys(raw)) if (k !== 'memory' && k !== 'pageSize') throw new InputError(`field "config.${k}": unknown field (allowed: memory, pageSize)`);
+  const memory = raw.memory === undefined ? DEFAULT_CONFIG.memory : parseMemory(raw.memory);
+  const pageSize = raw.pageSize === undefined ? DEFAULT_CONFIG.pageSize : raw.pageSize;
+  if (pageSize !== 4096) bad('config.pageSize', '4096 (the only simulated stage-2 granule)', pageSize);
+  return { memory, pageSize: 4096 };
+}
+
+/** The config as one line of JSON, in the CONTRACT's layout: `{ "memory": [[262144, 4096]], "pageSize": 4096 }`. */
+export function encodeConfig(c: MachineConfig): string {
+  const memory = c.memory.map(([first, pages]) => `[${first}, ${pages}]`).join(', ');
+  return `{ "memory": [${memory}], "pageSize": ${c.pageSize} }`;
+}

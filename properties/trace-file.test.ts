@@ -1,0 +1,261 @@
+// Trace files: what is written reads back identically, and every malformed file is rejected with one
+// line naming the file, the step and the field, before anything touches the disk.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect } from 'vitest';
+import { fc, test } from '@fast-check/vitest';
+import { DEFAULT_CONFIG } from '../types/config';
+import { encodeTrace, parseTrace, readTrace, replayCommandLine, traceFileName, writeTrace, type TraceFile } from '../checker/trace/file';
+import { describeJsonError } from '../checker/trace/json-error';
+import { InputError } from '../checker/vocabulary';
+import { traceFiles } from './trace-arbitrary';
+
+const seedFromEnv = Number(process.env.PKVM_CHECK_SEED ?? '1');
+// Plain `test` + `fc.assert`, not `test.prop`: test.prop appends "(with seed=N)" to the test name,
+// and JUnit test names must stay the same whatever the seed.
+const params = { seed: Number.isSafeInteger(seedFromEnv) ? seedFromEnv : 1, numRuns: 300 };
+const FILE = 'counterexamples/x.json';
+
+/** The message of the InputError that parsing `text` throws (fails the test if it does not throw one). */
+function rejection(text: string): string {
+  try {
+    parseTrace(text, FILE);
+  } catch (e) {
+    expect(e).toBeInstanceOf(InputError);
+    return (e as Error).message;
+  }
+  throw new Error(`accepted: ${text}`);
+}
+
+const trace = (fields: Record<string, unknown>): string => JSON.stringify({ format: 'pkvm-check/trace@1', steps: [], ...fields });
+
+const CONTRACT_EXAMPLE = `{
+  "format": "pkvm-check/trace@1",
+  "config": { "memory": [[262144, 4096]], "pageSize": 4096 },
+  "inject": "snapshot-used-pages-off-by-one",
+  "seed": 42,
+  "steps": [
+    { "call": "__pkvm_host_share_hyp", "args": { "pfn": 262147 }, "expect": 0 },
+    { "call": "hyp_pin_shared_mem", "args": { "pfn": 262147, "nr_pages": 1 } },
+    { "call": "__pkvm_host_unshare_hyp", "args": { "pfn": 262147 }, "expect": "-EBUSY" },
+    { "call": "host_access", "args": { "pfn": 262147, "write": true }, "expect": 0 }
+  ],
+  "failure": { "property": "...", "step": 3, "message": "..." }
+}
+`;
+
+describe('trace round trip', () => {
+  test('parse(encode(t)) equals t, and encoding is stable', () => {
+    fc.assert(
+      fc.property(traceFiles, (t) => {
+        const text = encodeTrace(t);
+        const back = parseTrace(text, FILE);
+        expect(back).toEqual(t);
+        expect(encodeTrace(back)).toBe(text);
+      }),
+      params,
+    );
+  });
+
+  test('the CONTRACT example reads and re-encodes byte for byte', () => {
+    const t = parseTrace(CONTRACT_EXAMPLE, FILE);
+    expect(t.steps[2]).toEqual({ call: '__pkvm_host_unshare_hyp', args: { pfn: 262147 }, expect: -16 });
+    expect(encodeTrace(t)).toBe(CONTRACT_EXAMPLE);
+  });
+
+  test('optional fields take their defaults', () => {
+    const t = parseTrace(trace({}), FILE);
+    expect(t).toEqual({ format: 'pkvm-check/trace@1', config: DEFAULT_CONFIG, inject: null, seed: null, steps: [], failure: null });
+    expect(parseTrace(trace({ config: { memory: [[0, 16]] } }), FILE).config).toEqual({ memory: [[0, 16]], pageSize: 4096 });
+  });
+
+  test('"$N" references, prot strings and errno names survive', () => {
+    const text = trace({
+      steps: [
+        { call: '__pkvm_init_vm', args: { pfn: 0x40010, nr_pages: 3 } },
+        { call: '__pkvm_host_share_guest', args: { pfn: 0x40020, gfn: 5, nr_pages: 1, vm: '$1', prot: 'RW' }, expect: '-EPERM' },
+      ],
+    });
+    const t = parseTrace(text, FILE);
+    expect(t.steps[1]).toEqual({
+      call: '__pkvm_host_share_guest',
+      args: { pfn: 0x40020, gfn: 5, nr_pages: 1, vm: { ref: 1 }, prot: { r: true, w: true, x: false } },
+      expect: -1,
+    });
+    expect(encodeTrace(t)).toContain('{ "call": "__pkvm_host_share_guest", "args": { "pfn": 262176, "gfn": 5, "nr_pages": 1, "vm": "$1", "prot": "RW" }, "expect": "-EPERM" }');
+  });
+});
+
+describe('malformed traces: one line naming the file, the step and the field', () => {
+  const cases: [string, string, string][] = [
+    ['not JSON (where)', '{\n  "format": "pkvm-check/trace@1",\n  "steps": [}\n', `${FILE}: not JSON: line 3, column 13: expected a JSON value, found "}"`],
+    ['not JSON (truncated)', '{ "format": "pkvm-check/trace@1", "steps": [', `${FILE}: not JSON: line 1, column 45: expected a JSON value, found the end of the file`],
+    ['not an object', '[]', `${FILE}: expected an object { "format": "pkvm-check/trace@1", "steps": [...] }, got an array`],
+    ['another format tag', trace({ format: 'pkvm-check/trace@2' }), `${FILE}: field "format": expected "pkvm-check/trace@1", got "pkvm-check/trace@2"`],
+    ['no format tag', '{ "steps": [] }', `${FILE}: field "format": expected "pkvm-check/trace@1", got nothing`],
+    ['unknown top-level field', trace({ note: 'x' }), `${FILE}: field "note": unknown field (allowed: format, config, inject, seed, steps, failure)`],
+    ['steps not an array', trace({ steps: {} }), `${FILE}: field "steps": expected an array of steps { call, args, expect? }, got {}`],
+    [
+      'unknown call',
+      trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1 } }, { call: '__pkvm_host_share_everything', args: {} }] }),
+      `${FILE}: step 2: field "call": unknown call "__pkvm_host_share_everything"`,
+    ],
+    [
+      'unknown argument',
+      trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1, nr_pages: 1 } }] }),
+      `${FILE}: step 1: unknown argument "args.nr_pages" for __pkvm_host_share_hyp`,
+    ],
+    [
+      'wrong type',
+      trace({ steps: [{ call: 'host_access', args: { pfn: 1, write: true } }, { call: 'host_access', args: { pfn: 1, write: false } }, { call: '__pkvm_host_share_hyp', args: { pfn: 'abc' } }] }),
+      `${FILE}: step 3: field "args.pfn": expected a non-negative integer, got "abc"`,
+    ],
+    [
+      'missing argument',
+      trace({ steps: [{ call: 'hyp_pin_shared_mem', args: { pfn: 1 } }] }),
+      `${FILE}: step 1: field "args.nr_pages": missing (required by hyp_pin_shared_mem)`,
+    ],
+    [
+      '"$N" naming a step that is not __pkvm_init_vm',
+      trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1 } }, { call: '__pkvm_teardown_vm', args: { vm: '$1' } }] }),
+      `${FILE}: step 2: field "args.vm": "$1" must name an earlier __pkvm_init_vm step`,
+    ],
+    [
+      '"$N" naming a later step',
+      trace({ steps: [{ call: '__pkvm_teardown_vm', args: { vm: '$2' } }, { call: '__pkvm_init_vm', args: { pfn: 1, nr_pages: 3 } }] }),
+      `${FILE}: step 1: field "args.vm": "$2" must name an earlier __pkvm_init_vm step`,
+    ],
+    ['bad expect', trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1 }, expect: '-ENOPE' }] }), `${FILE}: step 1: field "expect": expected 0 or a negative errno (a number or a name like "-EPERM"), got "-ENOPE"`],
+    ['page size', trace({ config: { pageSize: 16384 } }), `${FILE}: field "config.pageSize": expected 4096 (the only simulated stage-2 granule), got 16384`],
+    ['empty memory', trace({ config: { memory: [] } }), `${FILE}: field "config.memory": expected a non-empty array of [first pfn, number of pages], got []`],
+    ['zero-page region', trace({ config: { memory: [[0, 0]] } }), `${FILE}: field "config.memory[0][1]": expected a positive integer (number of pages), got 0`],
+    [
+      'overlapping regions',
+      trace({ config: { memory: [[0, 16], [8, 16]] } }),
+      `${FILE}: field "config.memory[1]": expected a region starting at or after pfn 0x10 (regions sorted, not overlapping), got [8,16]`,
+    ],
+    [
+      'region beyond 40 bits',
+      trace({ config: { memory: [[0xfffffff, 2]] } }),
+      `${FILE}: field "config.memory[0]": expected a region inside the 40-bit PA space (pfns below 0x10000000), got [268435455,2]`,
+    ],
+    ['unknown config field', trace({ config: { cpus: 4 } }), `${FILE}: field "config.cpus": unknown field (allowed: memory, pageSize)`],
+    ['inject not a string', trace({ inject: 3 }), `${FILE}: field "inject": expected a bug id (a non-empty string) or null, got 3`],
+    ['negative seed', trace({ seed: -1 }), `${FILE}: field "seed": expected a non-negative integer or null, got -1`],
+    ['failure not an object', trace({ failure: 'boom' }), `${FILE}: field "failure": expected an object { property, step, message } or null, got "boom"`],
+    [
+      'failure step beyond the steps',
+      trace({ failure: { property: 'p', step: 1, message: 'm' } }),
+      `${FILE}: field "failure.step": expected an integer from 0 to 0 (the number of steps), got 1`,
+    ],
+  ];
+
+  for (const [kind, text, message] of cases) {
+    test(kind, () => {
+      expect(rejection(text)).toBe(message);
+    });
+  }
+
+  test('a file that cannot be read is one line', () => {
+    expect(() => readTrace('no/such/trace.json')).toThrow(new InputError('no/such/trace.json: cannot read the file (ENOENT)'));
+  });
+
+  test('a trace with any one value replaced is read or rejected in one line', () => {
+    fc.assert(fc.property(traceFiles, fc.jsonValue(), fc.nat(), replaceOneValue), params);
+  });
+
+  function replaceOneValue(t: TraceFile, value: unknown, at: number): void {
+    const raw = JSON.parse(encodeTrace(t)) as Record<string, unknown>;
+    const paths: unknown[][] = [];
+    const walk = (v: unknown, path: unknown[]): void => {
+      paths.push(path);
+      if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) walk(x, [...path, Array.isArray(v) ? Number(k) : k]);
+    };
+    walk(raw, []);
+    const path = paths[at % paths.length];
+    let mutated: unknown = value;
+    if (path.length > 0) {
+      const parent = path.slice(0, -1).reduce<unknown>((v, k) => (v as Record<string, unknown>)[k as string], raw) as Record<string, unknown>;
+      parent[path[path.length - 1] as string] = value;
+      mutated = raw;
+    }
+    try {
+      parseTrace(JSON.stringify(mutated), FILE);
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      expect((e as Error).message).toMatch(new RegExp(`^${FILE}: [^\\n]+$`));
+    }
+  }
+
+  test('the JSON error locator agrees with JSON.parse', () => {
+    fc.assert(fc.property(fc.oneof(fc.json(), fc.string()), fc.nat(), fc.string({ unit: 'binary', maxLength: 2 }), locatorAgrees), params);
+  });
+
+  function locatorAgrees(text: string, at: number, junk: string): void {
+    const damaged = text.slice(0, at % (text.length + 1)) + junk + text.slice(at % (text.length + 1));
+    let valid = true;
+    try {
+      JSON.parse(damaged);
+    } catch {
+      valid = false;
+    }
+    const where = describeJsonError(damaged);
+    expect(where === null).toBe(valid);
+    if (where !== null) expect(where).toMatch(/^line \d+, column \d+: expected [^\n]+, found [^\n]+$/);
+  }
+});
+
+describe('writing traces', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pkvm-trace-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const sample = (): TraceFile => parseTrace(CONTRACT_EXAMPLE, FILE);
+
+  test('writes atomically under a deterministic name and reads back equal', () => {
+    const out = join(dir, 'nested', 'counterexamples');
+    const path = writeTrace(out, 'Snapshot: used pages stay hyp-owned!', sample());
+    expect(path).toMatch(/nested\/counterexamples\/snapshot-used-pages-stay-hyp-owned-[0-9a-f]{10}\.json$/);
+    expect(readdirSync(out)).toEqual([path.split('/').pop()]);
+    expect(readTrace(path)).toEqual(sample());
+    expect(readFileSync(path, 'utf8')).toBe(CONTRACT_EXAMPLE);
+    expect(writeTrace(out, 'Snapshot: used pages stay hyp-owned!', { ...sample(), seed: 7, failure: null })).toBe(path);
+    expect(readdirSync(out)).toHaveLength(1);
+  });
+
+  test('the name depends on the steps only', () => {
+    const stepsText = (t: TraceFile): string => encodeTrace({ ...t, config: DEFAULT_CONFIG, inject: null, seed: null, failure: null });
+    fc.assert(
+      fc.property(traceFiles, traceFiles, (a, b) => {
+        expect(traceFileName('p', a.steps) === traceFileName('p', b.steps)).toBe(stepsText(a) === stepsText(b));
+      }),
+      { ...params, numRuns: 100 },
+    );
+  });
+
+  test('a bad trace throws and leaves the disk untouched', () => {
+    const out = join(dir, 'never-created');
+    const bad: TraceFile = { ...sample(), steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: -1 } }] };
+    expect(() => writeTrace(out, 'p', bad)).toThrow(/^[^\n]*never-created\/p-[0-9a-f]{10}\.json: step 1: field "args\.pfn": expected a non-negative integer, got -1$/);
+    expect(() => writeTrace(out, 'p', { ...sample(), config: { memory: [], pageSize: 4096 } })).toThrow(InputError);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  test('a failed rename leaves no temporary file behind', () => {
+    const t = sample();
+    mkdirSync(join(dir, traceFileName('p', t.steps)));
+    expect(() => writeTrace(dir, 'p', t)).toThrow();
+    expect(readdirSync(dir)).toEqual([traceFileName('p', t.steps)]);
+  });
+
+  test('the replay command line', () => {
+    expect(replayCommandLine('counterexamples/x-0123456789.json', null)).toBe('npx pkvm-check replay counterexamples/x-0123456789.json');
+    expect(replayCommandLine('counterexamples/x.json', 'snapshot-used-pages-off-by-one')).toBe(
+      'npx pkvm-check replay counterexamples/x.json --inject snapshot-used-pages-off-by-one',
+    );
+    expect(replayCommandLine("my traces/it's.json", null)).toBe(`npx pkvm-check replay 'my traces/it'\\''s.json'`);
+  });
+});
