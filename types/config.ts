@@ -27,5 +27,7 @@ export const GUEST_PGD_PAGES = 2;
 export const VM_MIN_PAGES = 1 + GUEST_PGD_PAGES;
 /** First VM handle; handles are this plus the lowest free slot. */
 export const VM_HANDLE_OFFSET = 0x1000;
+/** VM slots hyp has; __pkvm_init_vm fails with -ENOMEM when all are taken. */
+export const MAX_VMS = 255;
 /** Capacity of the host fault log (SEMANTICS §6). */
 export const FAULT_LOG_SIZE = 128;

@@ -1,0 +1,64 @@
+// The abstraction function: reads hyp's tables and metadata back into the model's vocabulary, so
+// that the two can be compared page by page (footprint) or as a whole.
+import { PA_PFNS } from '../types/config';
+import type { Page } from '../model/state';
+import { formatProt } from './vocabulary';
+import type { Pkvm } from '../hyp/pkvm';
+import * as pt from '../hyp/pgtable';
+import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL } from '../hyp/vmemmap';
+import { annotationOwner, isValid, isZero, translate } from './walk';
+
+/** A page as hyp's state describes it; `owner` may name an unexpected annotation ("id 7"). */
+export type AbstractPage = Omit<Page, 'owner'> & { readonly owner: string };
+
+export function abstractPage(hyp: Pkvm, pfn: number): AbstractPage {
+  const host = translate(hyp.mem, hyp.host_mmu, pfn);
+  const owner = isValid(host) || isZero(host) ? 'host' : annotationOwner(host) === 1 ? 'hyp' : `id ${annotationOwner(host)}`;
+  const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
+  const borrowed = isValid(hypLeaf) && (hypLeaf.hi & pt.KVM_PGTABLE_PROT_SW1) !== 0;
+  const flags = hyp.vmemmap.flags(pfn);
+  let use: AbstractPage['use'] = 'free';
+  if (owner === 'hyp' && flags & HYP_PAGE_INTERNAL) {
+    const [first, nr] = hyp.layout.carveout;
+    const vm = pfn >= first && pfn < first + nr ? undefined : hyp.vms().find((v) => pfn >= v.first && pfn < v.first + v.nr);
+    use = vm ? vm.handle : 'hyp';
+  }
+  return {
+    owner,
+    use,
+    hyp: borrowed,
+    ffa: (flags & HYP_PAGE_FFA_SHARED) !== 0,
+    guests: hyp.vmemmap.share_guest_count(pfn),
+    pins: owner === 'host' ? hyp.vmemmap.refcount(pfn) : 0,
+  };
+}
+
+export const pageKey = (p: AbstractPage | Page): string => `${p.owner}/${p.use}/${p.hyp ? 'hyp' : '-'}/${p.ffa ? 'ffa' : '-'}/g${p.guests}/pin${p.pins}`;
+
+/** Pages hyp's tables say are not in the default state (annotated, shared, or mapped at EL2). */
+export function nonDefaultPages(hyp: Pkvm): Set<number> {
+  const pages = new Set<number>();
+  const addLeaf = (e: pt.WalkEntry, pred: boolean) => {
+    if (!pred) return;
+    const n = pt.kvm_granule_pages(e.level);
+    for (let i = 0; i < n; i++) pages.add(e.addr + i);
+  };
+  hyp.host_mmu.walk(0, PA_PFNS, { leaf: (e) => addLeaf(e, !pt.kvm_pte_valid(e.lo) || (e.hi & pt.KVM_PGTABLE_PROT_SW0) !== 0) });
+  hyp.hyp_pgt.walk(0, PA_PFNS, { leaf: (e) => addLeaf(e, true) });
+  return pages;
+}
+
+/** A VM's guest mappings in the model's per-gfn form: gfn -> "pfn nr prot". */
+export function guestMappings(hyp: Pkvm, handle: number): Map<number, string> {
+  const vm = hyp.vms().find((v) => v.handle === handle);
+  const out = new Map<number, string>();
+  vm?.pgt.walk(0, vm.pgt.ia_pages, {
+    leaf: (e) => {
+      const n = pt.kvm_granule_pages(e.level);
+      const prot = formatProt({ r: (e.lo & pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (e.lo & pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (e.hi & pt.KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
+      const pfn = pt.kvm_pte_to_pfn(e.lo, e.hi);
+      for (let i = 0; i < n; i++) out.set(e.addr + i, `pfn 0x${(pfn + i).toString(16)} nr ${n} ${prot}${pt.kvm_pte_valid(e.lo) ? '' : ' INVALID'}`);
+    },
+  });
+  return out;
+}

@@ -1,0 +1,110 @@
+// Known one-line defects in the ownership code, each re-introduced by replacing one small method of
+// a freshly built hyp instance. hyp/ itself carries no bug flags.
+import { EPERM } from '../../types/errno';
+import type { Pkvm } from '../../hyp/pkvm';
+import * as pt from '../../hyp/pgtable';
+import { HYP_PAGE_FFA_SHARED } from '../../hyp/vmemmap';
+
+export interface HypBug {
+  readonly id: string;
+  readonly description: string;
+  readonly suite: 'ownership' | 'snapshot';
+  inject(hyp: Pkvm): void;
+}
+
+export const OWNERSHIP_BUGS: readonly HypBug[] = [
+  {
+    id: 'unshare-ignores-pins',
+    description: '__pkvm_host_unshare_hyp does not check that hyp holds no pins (no -EBUSY)',
+    suite: 'ownership',
+    inject: (h) => {
+      h.hyp_check_unpinned = () => 0;
+    },
+  },
+  {
+    id: 'block-not-split',
+    description: 'a page changing owner inside a host block mapping leaves the block mapped',
+    suite: 'ownership',
+    inject: (h) => {
+      const original = h.host_stage2_set_owner_locked.bind(h);
+      h.host_stage2_set_owner_locked = (pfn, nr, owner) => {
+        h.host_mmu.get_leaf(pfn);
+        if (h.host_mmu.leafLevel < pt.KVM_PGTABLE_LAST_LEVEL && pt.kvm_pte_valid(h.host_mmu.leafLo)) return;
+        original(pfn, nr, owner);
+      };
+    },
+  },
+  {
+    id: 'annotation-wrong-owner',
+    description: 'host stage-2 annotations carry the owner id shifted by one bit too few',
+    suite: 'ownership',
+    inject: (h) => {
+      const original = h.host_stage2_set_owner_locked.bind(h);
+      h.host_stage2_set_owner_locked = (pfn, nr, owner) => {
+        for (let i = 0; i < nr; i++) h.host_mmu.set_entry(pfn + i, 3, owner << (pt.KVM_INVALID_PTE_OWNER_SHIFT - 1), 0);
+        if (nr === 0) original(pfn, nr, owner);
+      };
+    },
+  },
+  {
+    id: 'idmap-block-over-foreign-page',
+    description: 'the host fault path maps a block one level too large, over a table holding annotations',
+    suite: 'ownership',
+    inject: (h) => {
+      const original = h.host_stage2_adjust_range.bind(h);
+      h.host_stage2_adjust_range = (pfn, range) => {
+        const level = original(pfn, range);
+        if (level <= h.host_mmu.start_level + 1) return level;
+        const size = pt.kvm_granule_pages(level - 1);
+        const start = pfn - (pfn % size);
+        return pt.kvm_level_supports_block_mapping(level - 1) && start >= range.start && start + size <= range.end ? level - 1 : level;
+      };
+    },
+  },
+  {
+    id: 'unshare-ffa-keeps-borrower',
+    description: '__pkvm_host_unshare_ffa returns the page to the host but does not clear the ffa borrower',
+    suite: 'ownership',
+    inject: (h) => {
+      const original = h.__pkvm_host_unshare_ffa.bind(h);
+      h.__pkvm_host_unshare_ffa = (pfn, nr) => {
+        const ret = original(pfn, nr);
+        if (ret === 0) for (let i = 0; i < nr; i++) h.vmemmap.set_flags(pfn + i, HYP_PAGE_FFA_SHARED, 0);
+        return ret;
+      };
+    },
+  },
+  {
+    id: 'range-is-memory-off-by-one',
+    description: 'range_is_memory accepts a range ending one page past its memory region',
+    suite: 'ownership',
+    inject: (h) => {
+      h.range_is_memory = (start, end) => {
+        const r = h.find_mem_range(start);
+        return r.memory && end <= r.end + 1;
+      };
+    },
+  },
+  {
+    id: 'hyp-keeps-el2-mapping',
+    description: 'pages leaving hyp (donated back, unshared, torn down) stay mapped in hyp stage-1',
+    suite: 'ownership',
+    inject: (h) => {
+      h.hyp_unmap = () => undefined;
+    },
+  },
+  {
+    id: 'guest-share-skips-host-check',
+    description: '__pkvm_host_share_guest accepts any host page that is not annotated (shared with hyp or ffa too)',
+    suite: 'ownership',
+    inject: (h) => {
+      h.host_check_guest_shareable = (pfn, nr) => {
+        for (let i = 0; i < nr; i++) {
+          h.host_mmu.get_leaf(pfn + i);
+          if (!pt.kvm_pte_valid(h.host_mmu.leafLo) && h.host_mmu.leafLo !== 0) return -EPERM;
+        }
+        return 0;
+      };
+    },
+  },
+];

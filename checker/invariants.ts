@@ -1,0 +1,106 @@
+// The security invariants and the model/hyp agreement checks (DESIGN "How a check runs"). Each
+// returns null when it holds, or a Failure naming the property, the page and expected vs found.
+import { FAULT_LOG_SIZE, PA_PFNS } from '../types/config';
+import { hostState, hypState, page, type State } from '../model/state';
+import { isMemory } from '../model/range';
+import type { Pkvm } from '../hyp/pkvm';
+import * as pt from '../hyp/pgtable';
+import type { Failure } from './suite-types';
+import { abstractPage, guestMappings, nonDefaultPages, pageKey } from './abstraction';
+import { formatProt } from './vocabulary';
+import { isValid, isZero, outputPfn, translate } from './walk';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+const fail = (property: string, step: number, message: string): Failure => ({ property, step, message });
+
+/** Model and hyp agree on one page, and the host and hyp can reach it exactly as its states say. */
+export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): Failure | null {
+  if (!isMemory(model.config, pfn)) return null;
+  const want = page(model, pfn);
+  const got = abstractPage(hyp, pfn);
+  if (pageKey(want) !== pageKey(got)) return fail('state-agrees', step, `pfn ${hex(pfn)}: model ${pageKey(want)}, hyp ${pageKey(got)}`);
+  // The host reaches a page through a valid identity leaf, or a zero entry that its fault would map.
+  const host = translate(hyp.mem, hyp.host_mmu, pfn);
+  const hostReaches = (isValid(host) && outputPfn(host, pfn) === pfn) || isZero(host);
+  const hs = hostState(want);
+  if (hostReaches !== (hs === 'OWNED' || hs === 'SHARED_OWNED'))
+    return fail('host-reaches-only-its-pages', step, `pfn ${hex(pfn)}: host state ${hs} but the host stage-2 ${hostReaches ? 'lets the host reach it' : 'blocks it'}`);
+  if (isValid(host) && ((host.hi & pt.KVM_PGTABLE_PROT_SW0) !== 0) !== (hs === 'SHARED_OWNED'))
+    return fail('sharing-bookkeeping', step, `pfn ${hex(pfn)}: host state ${hs} but the stage-2 software bits say ${(host.hi & pt.KVM_PGTABLE_PROT_SW0) !== 0 ? 'SHARED_OWNED' : 'OWNED'}`);
+  const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
+  const ys = hypState(want);
+  const hypMaps = isValid(hypLeaf) && outputPfn(hypLeaf, pfn) === pfn;
+  if (hypMaps !== (ys === 'OWNED' || ys === 'SHARED_BORROWED'))
+    return fail('hyp-maps-only-its-pages', step, `pfn ${hex(pfn)}: hyp state ${ys} but hyp's stage-1 ${hypMaps ? 'maps' : 'does not map'} it`);
+  return null;
+}
+
+/** The guest mappings of one VM agree. */
+export function checkVm(model: State, hyp: Pkvm, handle: number, step: number): Failure | null {
+  const vm = model.vms.get(handle);
+  const hypVm = hyp.vms().find((v) => v.handle === handle);
+  if (!vm !== !hypVm) return fail('state-agrees', step, `vm ${hex(handle)}: model ${vm ? 'has it' : 'has no such VM'}, hyp ${hypVm ? 'has it' : 'has no such VM'}`);
+  if (!vm || !hypVm) return null;
+  if (vm.first !== hypVm.first || vm.nr !== hypVm.nr)
+    return fail('state-agrees', step, `vm ${hex(handle)}: model pages ${hex(vm.first)}+${vm.nr}, hyp ${hex(hypVm.first)}+${hypVm.nr}`);
+  const got = guestMappings(hyp, handle);
+  if (got.size !== vm.gfns.size) return fail('state-agrees', step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${got.size}`);
+  for (const [gfn, m] of vm.gfns) {
+    const want = `pfn ${hex(m.pfn)} nr ${m.nr} ${formatProt(m.prot)}`;
+    if (got.get(gfn) !== want) return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${got.get(gfn) ?? 'unmapped'}`);
+  }
+  return null;
+}
+
+export function checkFaultLog(model: State, hyp: Pkvm, step: number): Failure | null {
+  const got = hyp.faults.view();
+  const want = model.faults;
+  const show = (l: typeof got) => `${l.entries.length} entries, warned ${l.warned}, dropped ${l.dropped}, aborts ${l.aborts}`;
+  if (JSON.stringify(got) !== JSON.stringify({ entries: want.entries, warned: want.warned, dropped: want.dropped, aborts: want.aborts }))
+    return fail('fault-log-agrees', step, `model ${show(want)}; hyp ${show(got)}`);
+  if (got.entries.length > FAULT_LOG_SIZE || new Set(got.entries).size !== got.entries.length)
+    return fail('fault-log-bounded', step, `${got.entries.length} entries, ${new Set(got.entries).size} distinct`);
+  if (got.warned !== got.dropped > 0 || (got.dropped > 0 && got.entries.length < FAULT_LOG_SIZE))
+    return fail('fault-log-bounded', step, `warned ${got.warned} with ${got.dropped} dropped and ${got.entries.length} entries`);
+  return null;
+}
+
+/** Walks every table of every stage: table pages are hyp's, used once, correctly refcounted, not leaked. */
+export function checkTables(model: State, hyp: Pkvm, step: number): Failure | null {
+  const seen = new Set<number>();
+  const pgds: [pt.KvmPgtable, string][] = [[hyp.host_mmu, 'host stage-2'], [hyp.hyp_pgt, 'hyp stage-1'], ...hyp.vms().map((v): [pt.KvmPgtable, string] => [v.pgt, `vm ${hex(v.handle)}`])];
+  for (const [pgt, name] of pgds) {
+    const tables: number[] = [];
+    for (let i = 0; i < pgt.pgd_pages; i++) tables.push(pgt.pgd + i);
+    pgt.walk(0, pgt.ia_pages, { tablePre: (e) => tables.push(pt.kvm_pte_to_pfn(e.lo, e.hi)) });
+    for (const t of tables) {
+      if (seen.has(t)) return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is used twice`);
+      seen.add(t);
+      if (page(model, t).owner !== 'hyp' || page(model, t).use === 'free')
+        return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is not a page hyp uses (model: ${pageKey(page(model, t))})`);
+      let entries = 0;
+      for (let i = 0; i < 1024; i += 2) if (hyp.mem.read32(t, i) !== 0 || hyp.mem.read32(t, i + 1) !== 0) entries++;
+      if (hyp.vmemmap.refcount(t) !== entries + 1) return fail('table-refcount', step, `${name}: table page ${hex(t)} has ${entries} entries but refcount ${hyp.vmemmap.refcount(t)}`);
+    }
+  }
+  for (const pool of [hyp.host_pool, hyp.hyp_pool, hyp.guest_reserve])
+    for (const p of pool.inUse()) if (!seen.has(p)) return fail('pages-conserved', step, `pool "${pool.name}": page ${hex(p)} is allocated but no table uses it (leak)`);
+  return null;
+}
+
+/** Everything, at the end of a sequence: every page either side knows of, VMs, fault log, tables. */
+export function checkAll(model: State, hyp: Pkvm, step: number): Failure | null {
+  const pages = nonDefaultPages(hyp);
+  for (const pfn of model.pages.keys()) pages.add(pfn);
+  for (const pfn of [...pages].sort((a, b) => a - b)) {
+    if (pfn >= PA_PFNS) continue;
+    const f = checkPage(model, hyp, pfn, step);
+    if (f) return f;
+  }
+  const handles = new Set([...model.vms.keys(), ...hyp.vms().map((v) => v.handle)]);
+  for (const h of handles) {
+    const f = checkVm(model, hyp, h, step);
+    if (f) return f;
+  }
+  return checkFaultLog(model, hyp, step) ?? checkTables(model, hyp, step);
+}

@@ -1,0 +1,153 @@
+// The lockstep runner: executes each call on the model and on hyp, compares the results, and checks
+// the invariants on the pages the call touched; `finish` checks everything at the end of a sequence.
+import type { Call } from '../types/calls';
+import { ERRNO_NAMES } from '../types/errno';
+import type { MachineConfig } from '../types/config';
+import { execModel, initialState, page, type State } from '../model';
+import { Pkvm } from '../hyp/pkvm';
+import { handle_host_hcall } from '../hyp/hyp-main';
+import { PoolExhausted } from '../hyp/pool';
+import type { Coverage, Failure } from './suite-types';
+import { checkAll, checkFaultLog, checkPage, checkVm } from './invariants';
+import { formatResult, resolveStep, type TraceStep } from './vocabulary';
+import { annotationOwner, isValid, isZero, translate } from './walk';
+import type { HypBug } from './bugs/ownership';
+import type { CallHandler } from './handlers';
+
+/** Pages checked page by page after a call: at most this many of a range (the rest at the end). */
+const FOOTPRINT_CAP = 64;
+
+export const resultName = (r: number): string => (r > 0 ? 'handle' : r === 0 ? '0' : `-${ERRNO_NAMES[-r] ?? r}`);
+
+export class Lockstep {
+  readonly hyp: Pkvm;
+  model: State;
+  /** Results of the steps run so far (for "$N" references). */
+  results: number[] = [];
+  coverage: Coverage = {};
+  calls = 0;
+  private writeViolation: string | null = null;
+
+  constructor(
+    readonly config: MachineConfig,
+    bugs: readonly HypBug[] = [],
+    private readonly handlers: Readonly<Partial<Record<Call['call'], CallHandler>>> = {},
+  ) {
+    this.hyp = new Pkvm(config);
+    for (const b of bugs) b.inject(this.hyp);
+    this.model = initialState(config, [this.hyp.layout.carveout]);
+    // "Hyp writes only pages hyp owns", checked at the moment of every write.
+    this.hyp.mem.onHypWrite = (pfn) => {
+      if (this.writeViolation !== null) return;
+      const t = translate(this.hyp.mem, this.hyp.host_mmu, pfn);
+      if (isValid(t) || isZero(t) || annotationOwner(t) !== 1)
+        this.writeViolation = `hyp wrote pfn 0x${pfn.toString(16)}, which it does not own (host stage-2: ${isZero(t) ? 'host, unmapped' : isValid(t) ? 'mapped for the host' : `owner id ${annotationOwner(t)}`})`;
+    };
+  }
+
+  /** Back to the state at boot, for the next sequence. */
+  reset(): void {
+    this.hyp.mem.undo(0);
+    this.model = initialState(this.config, [this.hyp.layout.carveout]);
+    this.results = [];
+    this.writeViolation = null;
+  }
+
+  /** Runs step `index` (0-based); returns the failure, if any. */
+  step(ts: TraceStep, index: number): Failure | null {
+    const n = index + 1;
+    const call = resolveStep(ts, this.results);
+    const handler = this.handlers[call.call];
+    const mark = this.hyp.mem.mark();
+    let failure: Failure | null;
+    if (handler) {
+      const out = handler.run(this, call, n);
+      this.record(call, out.result, ts, n);
+      failure = out.failure ?? this.expectFailure(ts, out.result, n);
+    } else failure = this.ownershipStep(call, ts, n, mark);
+    if (!failure && this.writeViolation) failure = { property: 'hyp-writes-only-own-pages', step: n, message: this.writeViolation };
+    return failure;
+  }
+
+  private record(call: Call, result: number, ts: TraceStep, n: number): void {
+    this.calls++;
+    this.results[n - 1] = result;
+    const row = (this.coverage[call.call] ??= {});
+    const key = resultName(result);
+    row[key] = (row[key] ?? 0) + 1;
+  }
+
+  private expectFailure(ts: TraceStep, result: number, n: number): Failure | null {
+    if (ts.expect === undefined || ts.expect === result) return null;
+    return { property: 'expect', step: n, message: `${ts.call} returned ${formatResult(result)}, the trace expects ${formatResult(ts.expect)}` };
+  }
+
+  private ownershipStep(call: Call, ts: TraceStep, n: number, mark: number): Failure | null {
+    const footprint = this.footprint(call);
+    const want = execModel(this.model, call);
+    let got: number;
+    try {
+      got = handle_host_hcall(this.hyp, call);
+    } catch (e) {
+      if (e instanceof PoolExhausted) return { property: 'harness-limit', step: n, message: e.message };
+      throw e;
+    }
+    this.record(call, got, ts, n);
+    if (want !== got) return { property: 'results-agree', step: n, message: `${call.call}: model returned ${formatResult(want)}, hyp returned ${formatResult(got)}` };
+    const expect = this.expectFailure(ts, got, n);
+    if (expect) return expect;
+    if (got < 0) {
+      const changed = this.hyp.mem.diffSince(mark).filter(([addr]) => !(call.call === 'host_access' && this.hyp.faults.ownsCell(addr)));
+      if (changed.length > 0) {
+        const [addr, then, now] = changed[0];
+        return { property: 'failed-call-changes-nothing', step: n, message: `${call.call} failed with ${formatResult(got)} but changed ${changed.length} location(s), first ${this.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}` };
+      }
+    }
+    for (const pfn of footprint.pages) {
+      const f = checkPage(this.model, this.hyp, pfn, n);
+      if (f) return f;
+    }
+    for (const h of footprint.vms) {
+      const f = checkVm(this.model, this.hyp, h, n);
+      if (f) return f;
+    }
+    return call.call === 'host_access' || call.call === '__pkvm_init_vm' ? checkFaultLog(this.model, this.hyp, n) : null;
+  }
+
+  /** The pages and VMs a call may change, computed before it runs (from the model). */
+  private footprint(call: Call): { pages: number[]; vms: number[] } {
+    const range = (pfn: number, nr: number) => Array.from({ length: Math.min(nr, FOOTPRINT_CAP) }, (_, i) => pfn + i);
+    const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number; gfn: number }>;
+    switch (call.call) {
+      case '__pkvm_host_share_guest':
+        return { pages: range(a.pfn!, a.nr_pages!), vms: [a.vm!] };
+      case '__pkvm_host_unshare_guest': {
+        const m = this.model.vms.get(a.vm!)?.gfns.get(a.gfn!);
+        return { pages: m ? range(m.pfn, m.nr) : [], vms: [a.vm!] };
+      }
+      case '__pkvm_teardown_vm': {
+        const vm = this.model.vms.get(a.vm!);
+        return { pages: vm ? [...range(vm.first, vm.nr), ...[...vm.gfns.values()].map((m) => m.pfn).slice(0, FOOTPRINT_CAP)] : [], vms: [a.vm!] };
+      }
+      case '__pkvm_init_vm':
+        return { pages: range(a.pfn!, a.nr_pages!), vms: [] };
+      case '__pkvm_host_share_hyp':
+      case '__pkvm_host_unshare_hyp':
+      case 'host_access':
+        return { pages: [a.pfn!], vms: [] };
+      default:
+        return a.pfn === undefined ? { pages: [], vms: [] } : { pages: range(a.pfn, a.nr_pages ?? 1), vms: [] };
+    }
+  }
+
+  /** The full check at the end of a sequence. */
+  finish(): Failure | null {
+    return checkAll(this.model, this.hyp, this.results.length);
+  }
+
+  /** For reports: a page's model state in words. */
+  describePage(pfn: number): string {
+    const p = page(this.model, pfn);
+    return `${p.owner}${p.use !== 'free' ? ` (used by ${p.use})` : ''}${p.hyp ? ', lent to hyp' : ''}${p.ffa ? ', lent to ffa' : ''}${p.guests ? `, shared with ${p.guests} guest mapping(s)` : ''}${p.pins ? `, ${p.pins} pin(s)` : ''}`;
+  }
+}

@@ -1,0 +1,27 @@
+// hyp-main.c: the hypercall dispatch table, keyed by kernel name.
+import type { ArgsOf, Call, CallName } from '../types/calls';
+import type { Pkvm } from './pkvm';
+
+type Handler<N extends CallName> = (hyp: Pkvm, args: ArgsOf<N>) => number;
+type OwnershipCall = Exclude<CallName, '__pkvm_host_stage2_snapshot' | 'hyp_panic'>;
+
+export const host_hcall: { readonly [N in OwnershipCall]: Handler<N> } = {
+  __pkvm_host_share_hyp: (h, a) => h.__pkvm_host_share_hyp(a.pfn),
+  __pkvm_host_unshare_hyp: (h, a) => h.__pkvm_host_unshare_hyp(a.pfn),
+  __pkvm_host_donate_hyp: (h, a) => h.__pkvm_host_donate_hyp(a.pfn, a.nr_pages),
+  __pkvm_hyp_donate_host: (h, a) => h.__pkvm_hyp_donate_host(a.pfn, a.nr_pages),
+  __pkvm_host_share_ffa: (h, a) => h.__pkvm_host_share_ffa(a.pfn, a.nr_pages),
+  __pkvm_host_unshare_ffa: (h, a) => h.__pkvm_host_unshare_ffa(a.pfn, a.nr_pages),
+  hyp_pin_shared_mem: (h, a) => h.hyp_pin_shared_mem(a.pfn, a.nr_pages),
+  hyp_unpin_shared_mem: (h, a) => h.hyp_unpin_shared_mem(a.pfn, a.nr_pages),
+  __pkvm_host_share_guest: (h, a) => h.__pkvm_host_share_guest(a.pfn, a.gfn, a.nr_pages, a.vm, a.prot),
+  __pkvm_host_unshare_guest: (h, a) => h.__pkvm_host_unshare_guest(a.gfn, a.nr_pages, a.vm),
+  __pkvm_init_vm: (h, a) => h.__pkvm_init_vm(a.pfn, a.nr_pages),
+  __pkvm_teardown_vm: (h, a) => h.__pkvm_teardown_vm(a.vm),
+  host_access: (h, a) => h.host_access(a.pfn, a.write),
+};
+
+export function handle_host_hcall(hyp: Pkvm, c: Call): number {
+  if (c.call === '__pkvm_host_stage2_snapshot' || c.call === 'hyp_panic') throw new Error(`handle_host_hcall: ${c.call} has its own handler`);
+  return (host_hcall[c.call] as Handler<typeof c.call>)(hyp, c.args as never);
+}

@@ -1,0 +1,333 @@
+// mem_protect.c: the host stage-2 (a lazily built identity map), hyp's stage-1, page-state checks
+// and the ownership transitions between host, hyp and the secure world (ffa).
+import { EAGAIN, EBUSY, EINVAL, EPERM, ERANGE } from '../types/errno';
+import { PA_PFNS, type MachineConfig } from '../types/config';
+import { HostFaultLog } from './fault-log';
+import { PhysMem } from './memory';
+import * as pt from './pgtable';
+import { KvmPgtable } from './pgtable';
+import { HypPool } from './pool';
+import { hypLayout, type HypLayout } from './setup';
+import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL, HypVmemmap } from './vmemmap';
+
+/** Page states as the kernel names them (SEMANTICS §1). */
+export const PKVM_PAGE_OWNED = 0;
+export const PKVM_PAGE_SHARED_OWNED = 1;
+export const PKVM_PAGE_SHARED_BORROWED = 2;
+export const PKVM_NOPAGE = 3;
+
+/** Owner ids carried by annotations: host 0 (a zero entry), hyp 1. */
+export const PKVM_ID_HOST = 0;
+export const PKVM_ID_HYP = 1;
+
+const stateBits = (state: number): number =>
+  state === PKVM_PAGE_SHARED_OWNED ? pt.KVM_PGTABLE_PROT_SW0 : state === PKVM_PAGE_SHARED_BORROWED ? pt.KVM_PGTABLE_PROT_SW1 : 0;
+export const pteState = (hi: number): number =>
+  hi & pt.KVM_PGTABLE_PROT_SW0 ? PKVM_PAGE_SHARED_OWNED : hi & pt.KVM_PGTABLE_PROT_SW1 ? PKVM_PAGE_SHARED_BORROWED : PKVM_PAGE_OWNED;
+
+const MEM_LO = pt.KVM_PTE_VALID | pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | pt.KVM_PTE_LEAF_ATTR_LO_SH_IS | pt.KVM_PTE_LEAF_ATTR_LO_AF;
+const MMIO_LO = pt.KVM_PTE_VALID | pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | pt.KVM_PTE_LEAF_ATTR_LO_AF;
+/** Leaf descriptor: page type at level 3, block above. */
+export const leafType = (level: number): number => (level === pt.KVM_PGTABLE_LAST_LEVEL ? pt.KVM_PTE_TYPE : 0);
+
+export class Hyp {
+  readonly mem = new PhysMem();
+  readonly vmemmap: HypVmemmap;
+  readonly layout: HypLayout;
+  readonly faults: HostFaultLog;
+  readonly host_pool: HypPool;
+  readonly hyp_pool: HypPool;
+  readonly guest_reserve: HypPool;
+  /** The host stage-2: 40-bit IPA, level 1 start with two concatenated PGD pages. */
+  readonly host_mmu: KvmPgtable;
+  /** Hyp's stage-1 (hyp VA == PA in this simulation), level 0 start. */
+  readonly hyp_pgt: KvmPgtable;
+
+  constructor(readonly config: MachineConfig) {
+    this.vmemmap = new HypVmemmap(this.mem, config);
+    this.layout = hypLayout(config);
+    this.faults = new HostFaultLog(this.mem);
+    const pool = (name: string, [first, nr]: readonly [number, number]) => new HypPool(this.mem, name, first, nr);
+    this.host_pool = pool('host stage-2', this.layout.hostPool);
+    this.hyp_pool = pool('hyp stage-1', this.layout.hypPool);
+    this.guest_reserve = pool('guest reserve', this.layout.guestReserve);
+    const ops = (p: HypPool) => ({ zalloc_page: () => p.alloc(), put_page: (pfn: number) => p.free(pfn) });
+    this.host_mmu = new KvmPgtable(this.mem, this.vmemmap, ops(this.host_pool), 1, this.layout.hostPgd, 2, PA_PFNS);
+    this.hyp_pgt = new KvmPgtable(this.mem, this.vmemmap, ops(this.hyp_pool), 0, this.layout.hypPgd, 1, PA_PFNS);
+    this.host_mmu.init();
+    this.hyp_pgt.init();
+    // fix_host_ownership: the carve-out is hyp's, annotated in the host stage-2 and mapped at EL2.
+    const [first, nr] = this.layout.carveout;
+    this.host_stage2_set_owner_locked(first, nr, PKVM_ID_HYP);
+    for (let p = first; p < first + nr; p++) {
+      this.hyp_map(p, PKVM_PAGE_OWNED);
+      this.vmemmap.set_flags(p, HYP_PAGE_INTERNAL, 0);
+    }
+    this.mem.commit();
+  }
+
+  // ---- address ranges -------------------------------------------------------------------------
+
+  /** find_mem_range: the memory region around `pfn`, or the MMIO gap around it. */
+  find_mem_range(pfn: number): { start: number; end: number; memory: boolean } {
+    let start = 0;
+    for (const [first, nr] of this.config.memory) {
+      if (pfn < first) return { start, end: first, memory: false };
+      if (pfn < first + nr) return { start: first, end: first + nr, memory: true };
+      start = first + nr;
+    }
+    return { start, end: PA_PFNS, memory: false };
+  }
+
+  /** range_is_memory: [start, end) lies inside one memory region. */
+  range_is_memory(start: number, end: number): boolean {
+    const r = this.find_mem_range(start);
+    return r.memory && end <= r.end;
+  }
+
+  /** Rule 1 of the hypercalls: 0, or the errno for a bad range (nr_pages > 0). */
+  check_range_allowed_memory(pfn: number, nr: number): number {
+    if (pfn + nr > PA_PFNS) return -EINVAL;
+    if (this.range_is_memory(pfn, pfn + nr)) return 0;
+    const touchesMemory = this.config.memory.some(([first, size]) => pfn < first + size && pfn + nr > first);
+    return touchesMemory ? -EINVAL : -EPERM; // straddles a boundary, or wholly MMIO
+  }
+
+  // ---- page states ----------------------------------------------------------------------------
+
+  /** The host's state of a memory page, from its host stage-2 entry. */
+  host_get_page_state(pfn: number): number {
+    this.host_mmu.get_leaf(pfn);
+    const { leafLo: lo, leafHi: hi } = this.host_mmu;
+    if (pt.kvm_pte_valid(lo)) return pteState(hi);
+    return lo === 0 && hi === 0 ? PKVM_PAGE_OWNED : PKVM_NOPAGE; // zero: host-owned, not faulted in yet
+  }
+
+  /** Hyp's state of a page, from its stage-1 entry. */
+  hyp_get_page_state(pfn: number): number {
+    this.hyp_pgt.get_leaf(pfn);
+    return pt.kvm_pte_valid(this.hyp_pgt.leafLo) ? pteState(this.hyp_pgt.leafHi) : PKVM_NOPAGE;
+  }
+
+  __host_check_page_state_range(pfn: number, nr: number, state: number): number {
+    for (let i = 0; i < nr; i++) if (this.host_get_page_state(pfn + i) !== state) return -EPERM;
+    return 0;
+  }
+
+  __hyp_check_page_state_range(pfn: number, nr: number, state: number): number {
+    for (let i = 0; i < nr; i++) if (this.hyp_get_page_state(pfn + i) !== state) return -EPERM;
+    return 0;
+  }
+
+  // ---- host stage-2 updates -------------------------------------------------------------------
+
+  /** Maps host pages (identity, page granular) in `state`. */
+  __host_set_page_state_range(pfn: number, nr: number, state: number): void {
+    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, MEM_LO | pt.KVM_PTE_TYPE | pt.kvm_pfn_to_pte_lo(pfn + i), pt.kvm_pfn_to_pte_hi(pfn + i) | stateBits(state));
+  }
+
+  /** Annotates pages with their new owner (a zero entry for the host), page by page. */
+  host_stage2_set_owner_locked(pfn: number, nr: number, owner_id: number): void {
+    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, owner_id << pt.KVM_INVALID_PTE_OWNER_SHIFT, 0);
+  }
+
+  /**
+   * host_stage2_adjust_range: the largest block around `pfn` (1 GiB, 2 MiB, else 4 KiB) that is
+   * aligned, inside `range` and wholly unmapped; returns its level, or a negative errno.
+   */
+  host_stage2_adjust_range(pfn: number, range: { start: number; end: number }): number {
+    this.host_mmu.get_leaf(pfn);
+    const { leafLo: lo, leafHi: hi, leafLevel } = this.host_mmu;
+    if (pt.kvm_pte_valid(lo)) return -EAGAIN;
+    if (lo !== 0 || hi !== 0) return -EPERM;
+    for (let level = leafLevel; level < pt.KVM_PGTABLE_LAST_LEVEL; level++) {
+      const size = pt.kvm_granule_pages(level);
+      const start = pfn - (pfn % size);
+      if (pt.kvm_level_supports_block_mapping(level) && start >= range.start && start + size <= range.end) return level;
+    }
+    return pt.KVM_PGTABLE_LAST_LEVEL;
+  }
+
+  /** host_stage2_idmap: the host faulted on `pfn`; map the largest block allowed around it. */
+  host_stage2_idmap(pfn: number): number {
+    const range = this.find_mem_range(pfn);
+    const level = this.host_stage2_adjust_range(pfn, range);
+    if (level < 0) return level;
+    const size = pt.kvm_granule_pages(level);
+    const start = pfn - (pfn % size);
+    const lo = (range.memory ? MEM_LO : MMIO_LO) | leafType(level) | pt.kvm_pfn_to_pte_lo(start);
+    const hi = pt.kvm_pfn_to_pte_hi(start) | (range.memory ? 0 : pt.KVM_PTE_LEAF_ATTR_HI_XN);
+    this.host_mmu.set_entry(start, level, lo, hi);
+    return 0;
+  }
+
+  /** The host touches a page (SEMANTICS §4): fault it in if unmapped, inject the abort if foreign. */
+  host_access(pfn: number, write: boolean): number {
+    if (pfn >= PA_PFNS) return -ERANGE;
+    this.host_mmu.get_leaf(pfn);
+    if (!pt.kvm_pte_valid(this.host_mmu.leafLo)) {
+      const ret = this.host_stage2_idmap(pfn);
+      if (ret === -EPERM) {
+        this.faults.record(pfn);
+        return ret;
+      }
+      if (ret < 0) return ret;
+    }
+    if (write && this.find_mem_range(pfn).memory) this.mem.write32('host', pfn, 0, pfn ^ 0x5a5a5a5a);
+    return 0;
+  }
+
+  // ---- hyp stage-1 ----------------------------------------------------------------------------
+
+  hyp_map(pfn: number, state: number): void {
+    const lo = pt.KVM_PTE_VALID | pt.KVM_PTE_TYPE | pt.KVM_PTE_LEAF_ATTR_LO_SH_IS | pt.KVM_PTE_LEAF_ATTR_LO_AF | pt.kvm_pfn_to_pte_lo(pfn);
+    this.hyp_pgt.set_entry(pfn, 3, lo, pt.kvm_pfn_to_pte_hi(pfn) | pt.KVM_PTE_LEAF_ATTR_HI_XN | stateBits(state));
+  }
+
+  hyp_unmap(pfn: number): void {
+    this.hyp_pgt.unmap_entry(pfn);
+  }
+
+  // ---- the ownership hypercalls ---------------------------------------------------------------
+
+  /** Rule 1 then each check in order; 'noop' for nr_pages == 0. */
+  check(pfn: number, nr: number, ...checks: (() => number)[]): number | 'noop' {
+    const r = this.check_range_allowed_memory(pfn, nr || 1);
+    if (r !== 0) return r;
+    if (nr === 0) return 'noop';
+    for (const c of checks) {
+      const ret = c();
+      if (ret !== 0) return ret;
+    }
+    return 0;
+  }
+
+  /** Runs the checks; when they pass, applies `effect` to every page. */
+  transition(pfn: number, nr: number, effect: (p: number) => void, ...checks: (() => number)[]): number {
+    const r = this.check(pfn, nr, ...checks);
+    if (r !== 0) return r === 'noop' ? 0 : r;
+    for (let i = 0; i < nr; i++) effect(pfn + i);
+    return 0;
+  }
+
+  __pkvm_host_share_hyp(pfn: number): number {
+    return this.transition(
+      pfn,
+      1,
+      (p) => {
+        this.__host_set_page_state_range(p, 1, PKVM_PAGE_SHARED_OWNED);
+        this.hyp_map(p, PKVM_PAGE_SHARED_BORROWED);
+      },
+      () => this.__host_check_page_state_range(pfn, 1, PKVM_PAGE_OWNED),
+      () => this.__hyp_check_page_state_range(pfn, 1, PKVM_NOPAGE),
+    );
+  }
+
+  __pkvm_host_unshare_hyp(pfn: number): number {
+    return this.transition(
+      pfn,
+      1,
+      (p) => {
+        this.hyp_unmap(p);
+        this.__host_set_page_state_range(p, 1, PKVM_PAGE_OWNED);
+      },
+      () => this.__host_check_page_state_range(pfn, 1, PKVM_PAGE_SHARED_OWNED),
+      () => this.__hyp_check_page_state_range(pfn, 1, PKVM_PAGE_SHARED_BORROWED),
+      () => this.hyp_check_unpinned(pfn),
+    );
+  }
+
+  /** A page hyp borrows may not be unshared while hyp holds pins on it. */
+  hyp_check_unpinned(pfn: number): number {
+    return this.vmemmap.refcount(pfn) === 0 ? 0 : -EBUSY;
+  }
+
+  __pkvm_host_donate_hyp(pfn: number, nr: number): number {
+    return this.transition(
+      pfn,
+      nr,
+      (p) => {
+        this.host_stage2_set_owner_locked(p, 1, PKVM_ID_HYP);
+        this.hyp_map(p, PKVM_PAGE_OWNED);
+      },
+      () => this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED),
+      () => this.__hyp_check_page_state_range(pfn, nr, PKVM_NOPAGE),
+    );
+  }
+
+  __pkvm_hyp_donate_host(pfn: number, nr: number): number {
+    return this.transition(
+      pfn,
+      nr,
+      (p) => {
+        this.hyp_unmap(p);
+        this.host_stage2_set_owner_locked(p, 1, PKVM_ID_HOST);
+      },
+      () => this.__hyp_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED),
+      () => this.hyp_check_not_internal(pfn, nr),
+      () => this.__host_check_page_state_range(pfn, nr, PKVM_NOPAGE),
+    );
+  }
+
+  /** Pages hyp uses itself (its reserve, VMs' pages) are never given away. */
+  hyp_check_not_internal(pfn: number, nr: number): number {
+    for (let i = 0; i < nr; i++) if (this.vmemmap.flags(pfn + i) & HYP_PAGE_INTERNAL) return -EPERM;
+    return 0;
+  }
+
+  __pkvm_host_share_ffa(pfn: number, nr: number): number {
+    return this.transition(
+      pfn,
+      nr,
+      (p) => {
+        this.__host_set_page_state_range(p, 1, PKVM_PAGE_SHARED_OWNED);
+        this.vmemmap.set_flags(p, HYP_PAGE_FFA_SHARED, 0);
+      },
+      () => this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED),
+    );
+  }
+
+  __pkvm_host_unshare_ffa(pfn: number, nr: number): number {
+    return this.transition(
+      pfn,
+      nr,
+      (p) => {
+        this.__host_set_page_state_range(p, 1, PKVM_PAGE_OWNED);
+        this.vmemmap.set_flags(p, 0, HYP_PAGE_FFA_SHARED);
+      },
+      () => this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED),
+      () => this.check_ffa_shared(pfn, nr),
+    );
+  }
+
+  check_ffa_shared(pfn: number, nr: number): number {
+    for (let i = 0; i < nr; i++) if (!(this.vmemmap.flags(pfn + i) & HYP_PAGE_FFA_SHARED)) return -EPERM;
+    return 0;
+  }
+
+  hyp_pin_shared_mem(pfn: number, nr: number): number {
+    return this.transition(
+      pfn,
+      nr,
+      (p) => this.vmemmap.page_ref_add(p, 1),
+      () => this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED),
+      () => this.__hyp_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_BORROWED),
+    );
+  }
+
+  hyp_unpin_shared_mem(pfn: number, nr: number): number {
+    return this.transition(
+      pfn,
+      nr,
+      (p) => this.vmemmap.page_ref_add(p, -1),
+      () => this.check_pinned(pfn, nr),
+    );
+  }
+
+  /** Every page is one hyp borrows and holds a pin on. */
+  check_pinned(pfn: number, nr: number): number {
+    for (let i = 0; i < nr; i++)
+      if (this.hyp_get_page_state(pfn + i) !== PKVM_PAGE_SHARED_BORROWED || this.vmemmap.refcount(pfn + i) === 0) return -EINVAL;
+    return 0;
+  }
+}

@@ -1,0 +1,139 @@
+// Simulated physical memory: 4 KiB pages of 32-bit words, allocated lazily (an untouched page reads
+// as zero), plus a store of journaled 32-bit "cells" for hyp's own data (hyp_vmemmap, pool heads).
+// Every write is journaled (undo log) so that a caller can roll back or compare against a mark, and
+// every write names its actor: the pfns hyp wrote are logged for the "hyp writes only pages it
+// owns" check.
+
+export type Actor = 'host' | 'hyp';
+
+/** 32-bit words per page. */
+export const PAGE_WORDS = 1024;
+
+export class PhysMem {
+  private readonly pages = new Map<number, Uint32Array>();
+  /** Journaled cells: index >= 0 here is encoded as journal address -(index + 1). */
+  private cells: Int32Array = new Int32Array(1024);
+  private cellsUsed = 0;
+  /** Undo journal: pairs (address, old value); address >= 0 is pfn * PAGE_WORDS + word. */
+  private journal = new Float64Array(4096);
+  private jlen = 0;
+  /**
+   * Called before every hyp write with the pfn written: the checker installs it to check that hyp
+   * writes only pages hyp owns at that moment.
+   */
+  onHypWrite: ((pfn: number) => void) | null = null;
+
+  /** Reserves `n` zeroed cells and returns the index of the first. */
+  allocCells(n: number): number {
+    const base = this.cellsUsed;
+    this.cellsUsed += n;
+    if (this.cellsUsed > this.cells.length) {
+      const bigger = new Int32Array(Math.max(this.cellsUsed, this.cells.length * 2));
+      bigger.set(this.cells);
+      this.cells = bigger;
+    }
+    return base;
+  }
+
+  cell(i: number): number {
+    return this.cells[i];
+  }
+
+  setCell(i: number, v: number): void {
+    this.log(-(i + 1), this.cells[i]);
+    this.cells[i] = v;
+  }
+
+  read32(pfn: number, word: number): number {
+    const p = this.pages.get(pfn);
+    return p === undefined ? 0 : p[word];
+  }
+
+  write32(actor: Actor, pfn: number, word: number, value: number): void {
+    let p = this.pages.get(pfn);
+    if (p === undefined) {
+      p = new Uint32Array(PAGE_WORDS);
+      this.pages.set(pfn, p);
+    }
+    if (actor === 'hyp' && this.onHypWrite !== null) this.onHypWrite(pfn);
+    this.log(pfn * PAGE_WORDS + word, p[word]);
+    p[word] = value;
+  }
+
+  /** Clears a page, journaling only the words that were not already zero. */
+  zero_page(actor: Actor, pfn: number): void {
+    const p = this.pages.get(pfn);
+    if (p === undefined) return;
+    for (let w = 0; w < PAGE_WORDS; w++) if (p[w] !== 0) this.write32(actor, pfn, w, 0);
+  }
+
+  /** A 64-bit little-endian word at a byte offset (multiple of 8) inside a page. */
+  read64(pfn: number, byte: number): bigint {
+    const w = byte >>> 2;
+    return (BigInt(this.read32(pfn, w + 1)) << 32n) | BigInt(this.read32(pfn, w));
+  }
+
+  write64(actor: Actor, pfn: number, byte: number, v: bigint): void {
+    const w = byte >>> 2;
+    this.write32(actor, pfn, w, Number(v & 0xffffffffn));
+    this.write32(actor, pfn, w + 1, Number((v >> 32n) & 0xffffffffn));
+  }
+
+  /** A position in the journal to roll back or compare to. */
+  mark(): number {
+    return this.jlen;
+  }
+
+  /** Undoes every write since `mark`, without comparing. */
+  undo(mark: number): void {
+    for (let i = this.jlen - 2; i >= mark; i -= 2) this.poke(this.journal[i], this.journal[i + 1]);
+    this.jlen = mark;
+  }
+
+  /**
+   * Locations that differ now from their value at `mark` (a write that restored the old value is no
+   * change), each as [journal address, value then, value now]. Leaves everything in place.
+   */
+  diffSince(mark: number): [number, number, number][] {
+    const first = new Map<number, number>();
+    for (let i = mark; i < this.jlen; i += 2) if (!first.has(this.journal[i])) first.set(this.journal[i], this.journal[i + 1]);
+    const out: [number, number, number][] = [];
+    for (const [addr, then] of first) {
+      const now = this.peek(addr);
+      if ((now >>> 0) !== (then >>> 0)) out.push([addr, then, now]);
+    }
+    return out;
+  }
+
+  /** "pfn 0x40003 byte 0x10" or "hyp data cell 12" for a journal address. */
+  describe(addr: number): string {
+    if (addr < 0) return `hyp data cell ${-addr - 1}`;
+    const pfn = Math.floor(addr / PAGE_WORDS);
+    return `pfn 0x${pfn.toString(16)} byte 0x${((addr % PAGE_WORDS) * 4).toString(16)}`;
+  }
+
+  /** Forgets the journal (keeps the contents): the current state becomes the base. */
+  commit(): void {
+    this.jlen = 0;
+  }
+
+  private log(addr: number, old: number): void {
+    if (this.jlen + 2 > this.journal.length) {
+      const bigger = new Float64Array(this.journal.length * 2);
+      bigger.set(this.journal);
+      this.journal = bigger;
+    }
+    this.journal[this.jlen++] = addr;
+    this.journal[this.jlen++] = old;
+  }
+
+  private peek(addr: number): number {
+    if (addr < 0) return this.cells[-addr - 1];
+    return this.read32(Math.floor(addr / PAGE_WORDS), addr % PAGE_WORDS);
+  }
+
+  private poke(addr: number, v: number): void {
+    if (addr < 0) this.cells[-addr - 1] = v;
+    else this.pages.get(Math.floor(addr / PAGE_WORDS))![addr % PAGE_WORDS] = v;
+  }
+}

@@ -1,0 +1,196 @@
+// pkvm.c: protected VMs. __pkvm_init_vm takes donated pages for the VM's metadata, its stage-2 PGD
+// and a pool for its stage-2 tables; guests borrow host pages through their own stage-2 (gfn -> pfn)
+// with the same software state bits. VM slots live in journaled cells.
+import { E2BIG, EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
+import { GUEST_IPA_PFNS, GUEST_PGD_PAGES, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES } from '../types/config';
+import type { Prot } from '../types/calls';
+import { Hyp, leafType, PKVM_ID_HOST, PKVM_ID_HYP, PKVM_NOPAGE, PKVM_PAGE_OWNED, PKVM_PAGE_SHARED_BORROWED, PKVM_PAGE_SHARED_OWNED } from './mem_protect';
+import * as pt from './pgtable';
+import { KvmPgtable } from './pgtable';
+import { HypPool } from './pool';
+import { HYP_PAGE_INTERNAL } from './vmemmap';
+
+const IN_USE = 0;
+const FIRST = 1;
+const NR = 2;
+const SLOT_CELLS = 3;
+
+export interface PkvmVmView {
+  readonly handle: number;
+  readonly first: number;
+  readonly nr: number;
+  readonly pgt: KvmPgtable;
+}
+
+export class Pkvm extends Hyp {
+  private readonly vmCells = this.mem.allocCells(MAX_VMS * SLOT_CELLS);
+  /** Each VM's own pool of stage-2 table pages (from its donation). */
+  private readonly vmPools = Array.from({ length: MAX_VMS }, (_, i) => new HypPool(this.mem, `vm ${i}`));
+
+  private slotOf(handle: number): number {
+    const slot = handle - VM_HANDLE_OFFSET;
+    return Number.isInteger(slot) && slot >= 0 && slot < MAX_VMS && this.mem.cell(this.vmCells + slot * SLOT_CELLS + IN_USE) ? slot : -1;
+  }
+
+  /** The guest stage-2 of a VM slot: tables from the VM's pool, then from hyp's guest reserve. */
+  private guestPgt(slot: number): KvmPgtable {
+    const first = this.mem.cell(this.vmCells + slot * SLOT_CELLS + FIRST);
+    const pool = this.vmPools[slot];
+    const ops = {
+      zalloc_page: () => {
+        const p = pool.tryAlloc();
+        return p >= 0 ? p : this.guest_reserve.alloc();
+      },
+      put_page: (p: number) => (pool.contains(p) ? pool.free(p) : this.guest_reserve.free(p)),
+    };
+    return new KvmPgtable(this.mem, this.vmemmap, ops, 1, first + 1, GUEST_PGD_PAGES, GUEST_IPA_PFNS);
+  }
+
+  /** Live VMs, for the checker's abstraction. */
+  vms(): PkvmVmView[] {
+    const out: PkvmVmView[] = [];
+    for (let slot = 0; slot < MAX_VMS; slot++) {
+      const base = this.vmCells + slot * SLOT_CELLS;
+      if (!this.mem.cell(base + IN_USE)) continue;
+      out.push({ handle: VM_HANDLE_OFFSET + slot, first: this.mem.cell(base + FIRST), nr: this.mem.cell(base + NR), pgt: this.guestPgt(slot) });
+    }
+    return out;
+  }
+
+  /** The guest's state of a gfn (PKVM_NOPAGE when unmapped). */
+  guest_get_page_state(pgt: KvmPgtable, gfn: number): number {
+    pgt.get_leaf(gfn);
+    return pt.kvm_pte_valid(pgt.leafLo) ? PKVM_PAGE_SHARED_BORROWED : PKVM_NOPAGE;
+  }
+
+  /** __guest_check_transition_size: one page, or a 2 MiB-aligned block. */
+  guest_check_transition_size(gfn: number, nr: number, pfn = 0): number {
+    const aligned = (x: number) => x % PTRS_PER_TABLE === 0;
+    const ok = nr === 1 || (nr === PTRS_PER_TABLE && aligned(gfn) && aligned(pfn));
+    return ok && gfn + nr <= GUEST_IPA_PFNS ? 0 : -EINVAL;
+  }
+
+  /** The host may share a page it owns, or one it already shares with guests only. */
+  host_check_guest_shareable(pfn: number, nr: number): number {
+    for (let i = 0; i < nr; i++) {
+      const st = this.host_get_page_state(pfn + i);
+      if (st === PKVM_PAGE_OWNED) continue;
+      if (st === PKVM_PAGE_SHARED_OWNED && this.vmemmap.share_guest_count(pfn + i) > 0) continue;
+      return -EPERM;
+    }
+    return 0;
+  }
+
+  __pkvm_host_share_guest(pfn: number, gfn: number, nr: number, handle: number, prot: Prot): number {
+    const slot = this.slotOf(handle);
+    if (slot < 0) return -EINVAL;
+    const size = this.guest_check_transition_size(gfn, nr, pfn);
+    if (size) return size;
+    const pgt = this.guestPgt(slot);
+    const r = this.check(
+      pfn,
+      nr,
+      () => this.host_check_guest_shareable(pfn, nr),
+      () => {
+        for (let i = 0; i < nr; i++) if (this.guest_get_page_state(pgt, gfn + i) !== PKVM_NOPAGE) return -EPERM;
+        return 0;
+      },
+    );
+    if (r !== 0) return r === 'noop' ? 0 : r;
+    for (let i = 0; i < nr; i++) {
+      if (this.vmemmap.share_guest_count(pfn + i) === 0) this.__host_set_page_state_range(pfn + i, 1, PKVM_PAGE_SHARED_OWNED);
+      this.vmemmap.share_guest_count_add(pfn + i, 1);
+    }
+    const level = nr === 1 ? 3 : 2;
+    const lo =
+      pt.KVM_PTE_VALID |
+      leafType(level) |
+      pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL |
+      pt.KVM_PTE_LEAF_ATTR_LO_SH_IS |
+      pt.KVM_PTE_LEAF_ATTR_LO_AF |
+      (prot.r ? pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R : 0) |
+      (prot.w ? pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W : 0) |
+      pt.kvm_pfn_to_pte_lo(pfn);
+    const hi = pt.kvm_pfn_to_pte_hi(pfn) | pt.KVM_PGTABLE_PROT_SW1 | (prot.x ? 0 : pt.KVM_PTE_LEAF_ATTR_HI_XN);
+    pgt.set_entry(gfn, level, lo, hi);
+    return 0;
+  }
+
+  __pkvm_host_unshare_guest(gfn: number, nr: number, handle: number): number {
+    const slot = this.slotOf(handle);
+    if (slot < 0) return -EINVAL;
+    const size = this.guest_check_transition_size(gfn, nr);
+    if (size) return size;
+    const pgt = this.guestPgt(slot);
+    pgt.get_leaf(gfn);
+    if (!pt.kvm_pte_valid(pgt.leafLo)) return -ENOENT;
+    if (pt.kvm_granule_pages(pgt.leafLevel) !== nr) return -E2BIG;
+    const pfn = pt.kvm_pte_to_pfn(pgt.leafLo, pgt.leafHi);
+    const r = this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED);
+    if (r) return r;
+    this.guest_unmap(pgt, gfn, pfn, nr);
+    return 0;
+  }
+
+  /** Removes a guest mapping and drops the host's share count, back to OWNED at zero. */
+  guest_unmap(pgt: KvmPgtable, gfn: number, pfn: number, nr: number): void {
+    pgt.unmap_entry(gfn);
+    for (let i = 0; i < nr; i++) {
+      this.vmemmap.share_guest_count_add(pfn + i, -1);
+      if (this.vmemmap.share_guest_count(pfn + i) === 0) this.__host_set_page_state_range(pfn + i, 1, PKVM_PAGE_OWNED);
+    }
+  }
+
+  __pkvm_init_vm(pfn: number, nr: number): number {
+    if (nr < VM_MIN_PAGES) return -EINVAL;
+    const r = this.check(
+      pfn,
+      nr,
+      () => this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED),
+      () => this.__hyp_check_page_state_range(pfn, nr, PKVM_NOPAGE),
+    );
+    if (r !== 0) return r === 'noop' ? 0 : r;
+    let slot = 0;
+    while (slot < MAX_VMS && this.mem.cell(this.vmCells + slot * SLOT_CELLS + IN_USE)) slot++;
+    if (slot === MAX_VMS) return -ENOMEM;
+    for (let p = pfn; p < pfn + nr; p++) {
+      this.host_stage2_set_owner_locked(p, 1, PKVM_ID_HYP);
+      this.hyp_map(p, PKVM_PAGE_OWNED);
+      this.vmemmap.set_flags(p, HYP_PAGE_INTERNAL, 0);
+    }
+    const base = this.vmCells + slot * SLOT_CELLS;
+    this.mem.setCell(base + IN_USE, 1);
+    this.mem.setCell(base + FIRST, pfn);
+    this.mem.setCell(base + NR, nr);
+    // The metadata page: hyp records the VM's handle and size in it.
+    this.mem.zero_page('hyp', pfn);
+    this.mem.write32('hyp', pfn, 0, VM_HANDLE_OFFSET + slot);
+    this.mem.write32('hyp', pfn, 1, nr);
+    this.guestPgt(slot).init();
+    this.vmPools[slot].reset(pfn + VM_MIN_PAGES, nr - VM_MIN_PAGES);
+    this.faults.clear();
+    return VM_HANDLE_OFFSET + slot;
+  }
+
+  __pkvm_teardown_vm(handle: number): number {
+    const slot = this.slotOf(handle);
+    if (slot < 0) return -ENOENT;
+    const pgt = this.guestPgt(slot);
+    const leaves: [number, number, number][] = [];
+    pgt.walk(0, GUEST_IPA_PFNS, { leaf: (e) => leaves.push([e.addr, pt.kvm_pte_to_pfn(e.lo, e.hi), pt.kvm_granule_pages(e.level)]) });
+    for (const [gfn, pfn, nr] of leaves) this.guest_unmap(pgt, gfn, pfn, nr);
+    const base = this.vmCells + slot * SLOT_CELLS;
+    const first = this.mem.cell(base + FIRST);
+    const nr = this.mem.cell(base + NR);
+    for (let p = first; p < first + nr; p++) {
+      this.mem.zero_page('hyp', p); // scrub before the host gets it back
+      this.vmemmap.page_ref_add(p, -this.vmemmap.refcount(p));
+      this.vmemmap.set_flags(p, 0, HYP_PAGE_INTERNAL);
+      this.hyp_unmap(p);
+      this.host_stage2_set_owner_locked(p, 1, PKVM_ID_HOST);
+    }
+    this.vmPools[slot].reset(0, 0);
+    this.mem.setCell(base + IN_USE, 0);
+    return 0;
+  }
+}

@@ -1,0 +1,42 @@
+// The reference model: executes one call of the vocabulary on a State and returns its result.
+import type { Call } from '../types/calls';
+import { host_access } from './access';
+import * as ownership from './ownership';
+import type { State } from './state';
+
+export * from './state';
+
+/** The model's result for a call; mutates `s` only when the call succeeds (and the fault log). */
+export function execModel(s: State, c: Call): number {
+  switch (c.call) {
+    case '__pkvm_host_share_hyp':
+      return ownership.__pkvm_host_share_hyp(s, c.args);
+    case '__pkvm_host_unshare_hyp':
+      return ownership.__pkvm_host_unshare_hyp(s, c.args);
+    case '__pkvm_host_donate_hyp':
+      return ownership.__pkvm_host_donate_hyp(s, c.args);
+    case '__pkvm_hyp_donate_host':
+      return ownership.__pkvm_hyp_donate_host(s, c.args);
+    case '__pkvm_host_share_ffa':
+      return ownership.__pkvm_host_share_ffa(s, c.args);
+    case '__pkvm_host_unshare_ffa':
+      return ownership.__pkvm_host_unshare_ffa(s, c.args);
+    case 'hyp_pin_shared_mem':
+      return ownership.hyp_pin_shared_mem(s, c.args);
+    case 'hyp_unpin_shared_mem':
+      return ownership.hyp_unpin_shared_mem(s, c.args);
+    case '__pkvm_host_share_guest':
+      return ownership.__pkvm_host_share_guest(s, c.args);
+    case '__pkvm_host_unshare_guest':
+      return ownership.__pkvm_host_unshare_guest(s, c.args);
+    case '__pkvm_init_vm':
+      return ownership.__pkvm_init_vm(s, c.args);
+    case '__pkvm_teardown_vm':
+      return ownership.__pkvm_teardown_vm(s, c.args);
+    case 'host_access':
+      return host_access(s, c.args);
+    case '__pkvm_host_stage2_snapshot':
+    case 'hyp_panic':
+      throw new Error(`execModel: ${c.call} is executed by its own area's model`);
+  }
+}
