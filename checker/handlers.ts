@@ -5,5 +5,6 @@ import type { Failure } from './suite-types';
 import type { Lockstep } from './lockstep';
 
 export interface CallHandler {
-  run(ls: Lockstep, call: Call, step: number): { readonly result: number; readonly failure: Failure | null };
+  /** Runs the call on both sides: hyp's result, what the model says it should be, and any failure. */
+  run(ls: Lockstep, call: Call, step: number): { readonly result: number; readonly modelResult: number; readonly failure: Failure | null };
 }

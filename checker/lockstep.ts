@@ -22,8 +22,9 @@ export const resultName = (r: number): string => (r > 0 ? 'handle' : r === 0 ? '
 export class Lockstep {
   readonly hyp: Pkvm;
   model: State;
-  /** Results of the steps run so far (for "$N" references). */
+  /** Results of the steps run so far (for "$N" references), and what the model said each should be. */
   results: number[] = [];
+  modelResults: number[] = [];
   coverage: Coverage = {};
   calls = 0;
   private writeViolation: string | null = null;
@@ -50,6 +51,7 @@ export class Lockstep {
     this.hyp.mem.undo(0);
     this.model = initialState(this.config, [this.hyp.layout.carveout]);
     this.results = [];
+    this.modelResults = [];
     this.writeViolation = null;
   }
 
@@ -63,6 +65,7 @@ export class Lockstep {
     if (handler) {
       const out = handler.run(this, call, n);
       this.record(call, out.result, ts, n);
+      this.modelResults[n - 1] = out.modelResult;
       failure = out.failure ?? this.expectFailure(ts, out.result, n);
     } else failure = this.ownershipStep(call, ts, n, mark);
     if (!failure && this.writeViolation) failure = { property: 'hyp-writes-only-own-pages', step: n, message: this.writeViolation };
@@ -93,6 +96,7 @@ export class Lockstep {
       throw e;
     }
     this.record(call, got, ts, n);
+    this.modelResults[n - 1] = want;
     if (want !== got) return { property: 'results-agree', step: n, message: `${call.call}: model returned ${formatResult(want)}, hyp returned ${formatResult(got)}` };
     const expect = this.expectFailure(ts, got, n);
     if (expect) return expect;
