@@ -64,12 +64,14 @@ const hex64: Parser<string> = (v, f) =>
 const corruption: Parser<StackCorruption> = (v, f) => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(f, 'an object { stack, offset, value }', v);
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['stack', 'offset', 'value'].includes(k)) fail(`${f}.${k}`, 'no such field', o[k]);
-  return {
-    stack: oneOf(['hyp', 'overflow'] as const)(o.stack, `${f}.stack`),
+  for (const k of Object.keys(o)) if (!['stack', 'offset', 'value', 'count', 'stride', 'step'].includes(k)) fail(`${f}.${k}`, 'no such field', o[k]);
+  const c: { -readonly [K in keyof StackCorruption]: StackCorruption[K] } = {
+    stack: oneOf(['hyp', 'overflow', 'stacktrace'] as const)(o.stack, `${f}.stack`),
     offset: u64(o.offset, `${f}.offset`),
     value: hex64(o.value, `${f}.value`),
   };
+  for (const k of ['count', 'stride', 'step'] as const) if (o[k] !== undefined) c[k] = u64(o[k], `${f}.${k}`);
+  return c;
 };
 
 const corruptions: Parser<readonly StackCorruption[]> = (v, f) =>

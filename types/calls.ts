@@ -36,13 +36,26 @@ export interface SnapshotArgs {
 
 export type UnwindMode = 'protected' | 'nonprotected';
 
-/** One word written over the simulated EL2 stacks before unwinding (a corruption). */
+/**
+ * Words written over the simulated EL2 memory (a corruption). On a stack ('hyp' or 'overflow') they
+ * are written after the call chain is built and before the unwind; on 'stacktrace' (the protected-mode
+ * per-CPU pkvm_stacktrace buffer) after EL2 saved the trace and before the host reads it, as a
+ * misbehaving EL2 would. Words that fall outside the target are dropped.
+ */
 export interface StackCorruption {
-  /** 'hyp' or 'overflow' stack, and the byte offset from that stack's base. */
-  readonly stack: 'hyp' | 'overflow';
+  readonly stack: 'hyp' | 'overflow' | 'stacktrace';
+  /** Byte offset of the first word from the target's base. */
   readonly offset: number;
   /** The 64-bit value, as a hex string ("0x..."). */
   readonly value: string;
+  /**
+   * A pattern instead of one word: `count` words (default 1), word i at `offset + i * stride`
+   * (stride in bytes, default 8) holding `value + i * step` (modulo 2^64, step default 0). Two such
+   * patterns with stride 16 write a ladder of frame records.
+   */
+  readonly count?: number;
+  readonly stride?: number;
+  readonly step?: number;
 }
 
 /** Arguments of an unwinder scenario: build a hyp call chain, panic, unwind (SEMANTICS §7). */
