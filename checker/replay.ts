@@ -1,0 +1,81 @@
+// Replays a trace on model and hyp, step by step, and says what each step did to the pages it
+// names: the way a kernel developer reads a counterexample.
+import { hostState, hypState, page, type State } from '../model/state';
+import type { Failure } from './suite-types';
+import type { Lockstep } from './lockstep';
+import { makeLockstep } from './suites';
+import type { TraceFile } from './trace/file';
+import { formatCall, formatResult, InputError, type TraceStep } from './vocabulary';
+import { abstractPage, pageKey } from './abstraction';
+
+export interface ReplayResult {
+  readonly ok: boolean;
+  readonly steps: number;
+  readonly failure: Failure | null;
+  /** The human-readable replay, one entry per line. */
+  readonly lines: string[];
+}
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+/** Pages shown per step for a range. */
+const SHOWN = 4;
+
+function pagesOf(step: TraceStep, model: State, results: readonly number[]): number[] {
+  const a = step.args as Partial<{ pfn: number; nr_pages: number; gfn: number; vm: number | { ref: number } }>;
+  if (step.call === '__pkvm_host_unshare_guest' && a.gfn !== undefined) {
+    const vm = typeof a.vm === 'object' ? results[a.vm.ref - 1] : a.vm;
+    const m = vm === undefined ? undefined : model.vms.get(vm)?.gfns.get(a.gfn);
+    return m ? [m.pfn] : [];
+  }
+  if (a.pfn === undefined) return [];
+  return Array.from({ length: Math.min(a.nr_pages ?? 1, SHOWN) }, (_, i) => a.pfn! + i);
+}
+
+function describe(model: State, pfn: number): string {
+  const p = page(model, pfn);
+  const extra = [p.ffa ? 'lent to ffa' : '', p.guests ? `${p.guests} guest mapping(s)` : '', p.pins ? `${p.pins} pin(s)` : '', p.owner === 'hyp' && p.use !== 'free' ? `used by ${p.use === 'hyp' ? 'hyp' : `vm ${hex(p.use)}`}` : '']
+    .filter(Boolean)
+    .join(', ');
+  return `host ${hostState(p)}, hyp ${hypState(p)}${extra ? `, ${extra}` : ''}`;
+}
+
+/** Runs a trace; `inject` overrides the trace's own bug when not undefined. */
+export function replayTrace(file: string, trace: TraceFile, inject: string | null | undefined): ReplayResult {
+  const bug = inject === undefined ? trace.inject : inject;
+  const ls: Lockstep = makeLockstep('ownership', bug, trace.config);
+  ls.reset();
+  const lines = [`${file}: ${trace.steps.length} steps${bug ? `, with bug ${bug}` : ', correct implementation'}${trace.seed !== null ? `, seed ${trace.seed}` : ''}`];
+  let failure: Failure | null = null;
+  for (let i = 0; i < trace.steps.length && !failure; i++) {
+    const step = trace.steps[i];
+    const pages = pagesOf(step, ls.model, ls.results);
+    const before = pages.map((p) => describe(ls.model, p));
+    try {
+      failure = ls.step(step, i);
+    } catch (e) {
+      if (e instanceof InputError) throw new InputError(`${file}: step ${i + 1}: ${e.message}`);
+      failure = { property: 'no-crash', step: i + 1, message: `hyp threw: ${(e as Error).message}` };
+    }
+    const expect = step.expect === undefined ? '' : `   (expect ${formatResult(step.expect)})`;
+    lines.push(`${String(i + 1).padStart(4)}  ${formatCall(step)} = ${formatResult(ls.results[i] ?? 0)}${expect}`);
+    pages.forEach((p, j) => {
+      const after = describe(ls.model, p);
+      lines.push(`        pfn ${hex(p)}: ${before[j] === after ? after : `${before[j]}  ->  ${after}`}`);
+    });
+  }
+  failure ??= ls.finish();
+  if (failure) {
+    lines.push(`  FAIL at step ${failure.step}: ${failure.property}: ${failure.message}`);
+    lines.push(...affected(ls, failure));
+  } else lines.push('  ok: results agree, every expect holds, every property holds');
+  return { ok: failure === null, steps: trace.steps.length, failure, lines };
+}
+
+/** At the failing step: the model's and hyp's view of every page the message names. */
+function affected(ls: Lockstep, f: Failure): string[] {
+  const pfns = [...f.message.matchAll(/pfn (0x[0-9a-f]+)/g)].map((m) => Number(m[1]));
+  return [...new Set(pfns)].slice(0, SHOWN).flatMap((pfn) => [
+    `        pfn ${hex(pfn)} expected (model): ${pageKey(page(ls.model, pfn))}`,
+    `        pfn ${hex(pfn)} found (hyp):      ${pageKey(abstractPage(ls.hyp, pfn))}`,
+  ]);
+}
