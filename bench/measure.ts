@@ -1,0 +1,248 @@
+// The benchmark: lockstep throughput, hyp-only and model-only throughput, the per-call cost of 4 GiB
+// of simulated memory against 16 MiB, and the time the default suite takes to find each catalogued
+// bug. One module; `npm run bench` (bench/run.ts) and `pkvm-check bench` are thin front ends.
+import fc from 'fast-check';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Call } from '../types/calls';
+import { DEFAULT_CONFIG, type MachineConfig } from '../types/config';
+import { execModel, initialState } from '../model';
+import { Pkvm } from '../hyp/pkvm';
+import { handle_host_hcall } from '../hyp/hyp-main';
+import { Lockstep } from '../checker/lockstep';
+import { runSequence } from '../checker/sequence';
+import { resolve, sequenceArb, type AbstractStep } from '../checker/generators';
+import { resolveStep } from '../checker/vocabulary';
+import { CATALOG } from '../checker/bugs/catalog';
+import { SUITES, runSuite } from '../checker/suites';
+
+/** 4 GiB of memory at the same base as the default 16 MiB. */
+export const LARGE_CONFIG: MachineConfig = { memory: [[0x40000, 1048576]], pageSize: 4096 };
+
+export interface BenchOptions {
+  readonly seed: number;
+  /** Abstract sequences pre-generated for the throughput figures. */
+  readonly sequences: number;
+  readonly maxSteps: number;
+  /** Each throughput figure repeats passes over the sequences until at least this much time passed. */
+  readonly minMs: number;
+  /** Seeds 1..N for time-to-bug (the median over them is reported). */
+  readonly bugSeeds: number;
+  /** `runs` given to runSuite for time-to-bug. */
+  readonly bugRuns: number;
+  /** Restrict time-to-bug to these ids (default: every catalogued bug whose suite is available). */
+  readonly bugs?: readonly string[];
+}
+
+export const DEFAULT_BENCH: BenchOptions = { seed: 42, sequences: 400, maxSteps: 80, minMs: 1500, bugSeeds: 10, bugRuns: 200 };
+/** A workload small enough for a test. */
+export const TINY_BENCH: BenchOptions = { seed: 1, sequences: 10, maxSteps: 20, minMs: 1, bugSeeds: 1, bugRuns: 50 };
+
+export interface BugTiming {
+  /** Median wall time to a failure (including shrinking), over the seeds that found it. */
+  readonly ms: number;
+  /** Median number of sequences run up to and including the first failing one. */
+  readonly sequences: number;
+  /** Median length of the shrunk counterexample. */
+  readonly shrunkLength: number;
+  readonly found: number;
+  readonly seeds: number;
+}
+
+export interface BenchResult {
+  readonly callsPerSecond: number;
+  readonly hypOnlyCallsPerSecond: number;
+  readonly modelOnlyCallsPerSecond: number;
+  readonly costRatioLargeVsSmallMemory: number;
+  /** Median ms per bug; a bug no seed found is left out here (see `bugs`). */
+  readonly timeToBugMs: Record<string, number>;
+  readonly sequencesToBug: Record<string, number>;
+  readonly shrunkLength: Record<string, number>;
+  readonly bugs: Record<string, BugTiming>;
+  /** Lockstep ns per call with 16 MiB and with 4 GiB. */
+  readonly nsPerCallSmall: number;
+  readonly nsPerCallLarge: number;
+  readonly calls: number;
+  readonly options: BenchOptions;
+  readonly durationMs: number;
+}
+
+const median = (xs: readonly number[]): number => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Repeats `pass` (which returns the calls it made) until `minMs` passed; calls per second. */
+function rate(pass: () => number, minMs: number): { perSecond: number; calls: number } {
+  let calls = 0;
+  const t0 = performance.now();
+  let t = t0;
+  do {
+    calls += pass();
+    t = performance.now();
+  } while (t - t0 < minMs);
+  return { perSecond: (calls * 1000) / (t - t0), calls };
+}
+
+export function sampleSequences(opts: Pick<BenchOptions, 'seed' | 'sequences' | 'maxSteps'>): AbstractStep[][] {
+  return fc.sample(sequenceArb(opts.maxSteps), { seed: opts.seed, numRuns: opts.sequences });
+}
+
+/** One pass of the lockstep runner over the sequences; returns the calls made. */
+function lockstepPass(ls: Lockstep, seqs: readonly AbstractStep[][]): number {
+  const before = ls.calls;
+  for (const seq of seqs) runSequence(ls, seq, resolve);
+  return ls.calls - before;
+}
+
+/** The concrete calls each sequence made on the correct implementation. */
+export function recordCalls(config: MachineConfig, seqs: readonly AbstractStep[][]): Call[][] {
+  const ls = new Lockstep(config);
+  return seqs.map((seq) => {
+    const out = runSequence(ls, seq, resolve);
+    return out.steps.map((s) => resolveStep(s, ls.results));
+  });
+}
+
+function hypPass(hyp: Pkvm, calls: readonly Call[][]): number {
+  let n = 0;
+  for (const seq of calls) {
+    hyp.mem.undo(0);
+    for (const c of seq) {
+      try {
+        handle_host_hcall(hyp, c);
+      } catch {
+        // a harness limit (pool exhausted): counted like any other call
+      }
+      n++;
+    }
+  }
+  return n;
+}
+
+function modelPass(config: MachineConfig, carveout: Parameters<typeof initialState>[1][number], calls: readonly Call[][]): number {
+  let n = 0;
+  for (const seq of calls) {
+    const s = initialState(config, [carveout]);
+    for (const c of seq) {
+      execModel(s, c);
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Lockstep throughput on a config (warmed up first); ns per call. */
+function lockstepNsPerCall(config: MachineConfig, seqs: readonly AbstractStep[][], minMs: number): { nsPerCall: number; perSecond: number; calls: number } {
+  const ls = new Lockstep(config);
+  lockstepPass(ls, seqs.slice(0, Math.max(1, seqs.length >> 2)));
+  const r = rate(() => lockstepPass(ls, seqs), minMs);
+  return { nsPerCall: 1e9 / r.perSecond, perSecond: r.perSecond, calls: r.calls };
+}
+
+export function timeToBug(id: string, opts: Pick<BenchOptions, 'bugSeeds' | 'bugRuns' | 'maxSteps'>): BugTiming {
+  const suite = CATALOG.find((b) => b.id === id)?.suite;
+  if (!suite || !SUITES[suite]) throw new Error(`bench: bug ${id} has no available suite`);
+  const outDir = mkdtempSync(join(tmpdir(), 'pkvm-bench-'));
+  const ms: number[] = [];
+  const seqs: number[] = [];
+  const lens: number[] = [];
+  try {
+    for (let seed = 1; seed <= opts.bugSeeds; seed++) {
+      let runsDone = 0;
+      const t0 = performance.now();
+      const r = runSuite(suite, { runs: opts.bugRuns, seed, maxSteps: opts.maxSteps, inject: id, outDir, onProgress: (p) => (runsDone = p.runsDone) });
+      const dt = performance.now() - t0;
+      if (r.ok) continue;
+      ms.push(dt);
+      seqs.push(runsDone + 1);
+      if (r.counterexampleSteps !== undefined) lens.push(r.counterexampleSteps);
+    }
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+  return { ms: median(ms), sequences: median(seqs), shrunkLength: median(lens), found: ms.length, seeds: opts.bugSeeds };
+}
+
+export function availableBugs(): string[] {
+  return CATALOG.filter((b) => SUITES[b.suite]).map((b) => b.id);
+}
+
+export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string) => void = () => {}): BenchResult {
+  const started = performance.now();
+  const seqs = sampleSequences(opts);
+
+  log('lockstep, 16 MiB ...');
+  const small = lockstepNsPerCall(DEFAULT_CONFIG, seqs, opts.minMs);
+  log('lockstep, 4 GiB ...');
+  const large = lockstepNsPerCall(LARGE_CONFIG, seqs, opts.minMs);
+
+  log('hyp only, model only ...');
+  const calls = recordCalls(DEFAULT_CONFIG, seqs);
+  const hyp = new Pkvm(DEFAULT_CONFIG);
+  hypPass(hyp, calls); // warm-up
+  const hypOnly = rate(() => hypPass(hyp, calls), opts.minMs);
+  const carveout = hyp.layout.carveout;
+  modelPass(DEFAULT_CONFIG, carveout, calls);
+  const modelOnly = rate(() => modelPass(DEFAULT_CONFIG, carveout, calls), opts.minMs);
+
+  const timeToBugMs: Record<string, number> = {};
+  const sequencesToBug: Record<string, number> = {};
+  const shrunkLength: Record<string, number> = {};
+  const bugs: Record<string, BugTiming> = {};
+  for (const id of opts.bugs ?? availableBugs()) {
+    log(`time to bug: ${id} ...`);
+    const t = timeToBug(id, opts);
+    bugs[id] = t;
+    if (t.found > 0) {
+      timeToBugMs[id] = t.ms;
+      sequencesToBug[id] = t.sequences;
+      shrunkLength[id] = t.shrunkLength;
+    }
+  }
+
+  return {
+    callsPerSecond: small.perSecond,
+    hypOnlyCallsPerSecond: hypOnly.perSecond,
+    modelOnlyCallsPerSecond: modelOnly.perSecond,
+    costRatioLargeVsSmallMemory: large.nsPerCall / small.nsPerCall,
+    timeToBugMs,
+    sequencesToBug,
+    shrunkLength,
+    bugs,
+    nsPerCallSmall: small.nsPerCall,
+    nsPerCallLarge: large.nsPerCall,
+    calls: small.calls + large.calls + hypOnly.calls + modelOnly.calls,
+    options: opts,
+    durationMs: performance.now() - started,
+  };
+}
+
+/** The readable table. */
+export function formatBench(r: BenchResult): string {
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const lines = [
+    `lockstep (model + hyp + checks)  ${n(r.callsPerSecond).padStart(12)} calls/s   (target >= 100,000)`,
+    `hyp only                         ${n(r.hypOnlyCallsPerSecond).padStart(12)} calls/s`,
+    `model only                       ${n(r.modelOnlyCallsPerSecond).padStart(12)} calls/s`,
+    `cost per call 4 GiB / 16 MiB     ${r.costRatioLargeVsSmallMemory.toFixed(2).padStart(12)}           (${n(r.nsPerCallLarge)} ns vs ${n(r.nsPerCallSmall)} ns; target <= 1.5)`,
+    '',
+    `time to bug (median over seeds 1..${r.options.bugSeeds}, runs ${r.options.bugRuns}, max steps ${r.options.maxSteps}; target < 1000 ms)`,
+    `  ${'bug'.padEnd(34)} ${'ms'.padStart(8)} ${'seqs'.padStart(6)} ${'shrunk'.padStart(7)} ${'found'.padStart(7)}`,
+  ];
+  for (const [id, t] of Object.entries(r.bugs)) {
+    const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+    lines.push(`  ${id.padEnd(34)} ${f(t.ms).padStart(8)} ${f(t.sequences).padStart(6)} ${f(t.shrunkLength).padStart(7)} ${`${t.found}/${t.seeds}`.padStart(7)}`);
+  }
+  lines.push('', `total ${(r.durationMs / 1000).toFixed(1)} s`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The CONTRACT's `bench --json` object (plus extensions). */
+export function benchJson(r: BenchResult): Record<string, unknown> {
+  const { options: _o, ...rest } = r;
+  return rest;
+}
