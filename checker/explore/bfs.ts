@@ -1,0 +1,209 @@
+// Breadth-first exploration of every call sequence over the alphabet, model and hyp in lockstep.
+//
+// Memory: per state only its 53-bit hash (in a Set), its parent's index, the action that reached it
+// and its depth (hash compaction, as SPIN's -DHC: a collision could merge two states, with
+// probability about n^2 / 2^54). No copy of hyp or of the model is kept per state.
+//
+// Restoring hyp for an expansion: the explorer keeps the path to the state it is at, with a hyp
+// journal mark and a model snapshot per depth. Going to the next state of the queue rolls back to the
+// longest common prefix and replays the rest; siblings sit next to each other in BFS order, so this
+// costs about one replayed call per expanded state on average, and at most O(depth). Each transition
+// is then one call plus a journal undo (proportional to the words the call wrote).
+//
+// States are deduplicated on the model (abstract) state only: hyp states that abstract to the same
+// model state (e.g. lazily faulted host mappings) are merged, and only the first path to reach a state
+// is checked beyond it.
+import type { MachineConfig } from '../../types/config';
+import { DEFAULT_CONFIG } from '../../types/config';
+import type { CallName } from '../../types/calls';
+import type { HypBug } from '../bugs/ownership';
+import { resultName } from '../lockstep';
+import type { Coverage, Failure } from '../suite-types';
+import type { TraceStep } from '../vocabulary';
+import { buildAlphabet, type Action } from './alphabet';
+import { Canonicalizer, hash53 } from './canonical';
+import { LockstepEngine, ModelEngine, type Engine } from './engine';
+import { restoreModel, saveModel, type ModelSnapshot } from './snapshot';
+
+export interface ExploreOptions {
+  readonly config?: MachineConfig;
+  readonly pages: number;
+  readonly vms: number;
+  readonly gfns: number;
+  readonly maxPins: number;
+  /** Explore states up to this many calls from boot; null: to the fixpoint. */
+  readonly depth: number | null;
+  readonly calls?: readonly CallName[] | null;
+  readonly symmetry: boolean;
+  readonly modelOnly: boolean;
+  readonly bugs?: readonly HypBug[];
+  /** Called about twice a second while exploring. */
+  readonly onProgress?: (p: { states: number; transitions: number; depth: number }) => void;
+}
+
+export interface ExploreResult {
+  readonly ok: boolean;
+  readonly states: number;
+  readonly transitions: number;
+  /** Largest depth of a state found. */
+  readonly depth: number;
+  /** True when every reachable state (within the depth bound) was expanded. */
+  readonly complete: boolean;
+  readonly durationMs: number;
+  readonly alphabet: number;
+  readonly pageSymmetry: boolean;
+  readonly coverage: Coverage;
+  readonly failure: Failure | null;
+  /** The shortest failing sequence (BFS order), when a check failed. */
+  readonly trace: readonly TraceStep[] | null;
+  /** Heap growth during the search divided by the states stored (noisy for small searches). */
+  readonly bytesPerState: number;
+}
+
+/** Growable typed arrays for the per-state records. */
+class StateTable {
+  parent = new Int32Array(1024);
+  action = new Int32Array(1024);
+  depth = new Uint16Array(1024);
+  count = 0;
+
+  add(parent: number, action: number, depth: number): number {
+    if (this.count === this.parent.length) {
+      const grow = <T extends Int32Array | Uint16Array>(a: T, make: (n: number) => T): T => {
+        const b = make(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.parent = grow(this.parent, (n) => new Int32Array(n));
+      this.action = grow(this.action, (n) => new Int32Array(n));
+      this.depth = grow(this.depth, (n) => new Uint16Array(n));
+    }
+    this.parent[this.count] = parent;
+    this.action[this.count] = action;
+    this.depth[this.count] = depth;
+    return this.count++;
+  }
+
+  /** State ids from the root to `id`. */
+  path(id: number): number[] {
+    const ids: number[] = [];
+    for (let x = id; x !== -1; x = this.parent[x]) ids.push(x);
+    return ids.reverse();
+  }
+}
+
+/** Bytes the per-state records take: the hash set entry plus the typed-array columns. */
+export const RECORD_BYTES = 4 + 4 + 2;
+
+export function explore(o: ExploreOptions): ExploreResult {
+  const config = o.config ?? DEFAULT_CONFIG;
+  const { universe: u, actions } = buildAlphabet({ ...o, config });
+  const canon = new Canonicalizer(u, o.symmetry);
+  const engine: Engine = o.modelOnly ? new ModelEngine(config) : new LockstepEngine(config, o.bugs ?? []);
+  const seen = new Set<number>();
+  const table = new StateTable();
+  const coverage: Coverage = {};
+  const heapBefore = process.memoryUsage().heapUsed;
+  const started = performance.now();
+  let transitions = 0;
+  let maxDepth = 0;
+  let lastProgress = started;
+
+  // The path the engine is at: state ids, and per depth a hyp mark and a model snapshot.
+  engine.reset();
+  const cur: number[] = [0];
+  const marks: number[] = [engine.mark()];
+  const snaps: ModelSnapshot[] = [saveModel(engine.model, u.relevant)];
+  seen.add(hash53(canon.key(engine.model)));
+  table.add(-1, -1, 0);
+
+  const done = (failure: Failure | null, trace: TraceStep[] | null, complete: boolean): ExploreResult => ({
+    ok: failure === null,
+    states: table.count,
+    transitions,
+    depth: maxDepth,
+    complete,
+    durationMs: performance.now() - started,
+    alphabet: actions.length,
+    pageSymmetry: canon.pageSymmetry,
+    coverage,
+    failure,
+    trace,
+    bytesPerState: Math.max(RECORD_BYTES, Math.round((process.memoryUsage().heapUsed - heapBefore) / table.count)),
+  });
+
+  const rootFailure = engine.finish();
+  if (rootFailure) return done(rootFailure, [], false);
+
+  /** Moves the engine to state `id`: roll back to the common prefix, replay the rest. */
+  const goTo = (id: number): Failure | null => {
+    const ids = table.path(id);
+    let c = 0;
+    while (c + 1 < ids.length && c + 1 < cur.length && ids[c + 1] === cur[c + 1]) c++;
+    engine.undo(marks[c], c);
+    restoreModel(engine.model, u.relevant, snaps[c]);
+    cur.length = marks.length = snaps.length = c + 1;
+    for (let k = c + 1; k < ids.length; k++) {
+      const ts = actions[table.action[ids[k]]].resolve(engine.model)!;
+      const { failure } = engine.step(ts, k - 1);
+      if (failure) return failure;
+      cur.push(ids[k]);
+      marks.push(engine.mark());
+      snaps.push(saveModel(engine.model, u.relevant));
+    }
+    return null;
+  };
+
+  for (let head = 0; head < table.count; head++) {
+    const d = table.depth[head];
+    if (o.depth !== null && d >= o.depth) return done(null, null, true);
+    const replayFailure = goTo(head);
+    if (replayFailure) return done(replayFailure, stepsOf(config, actions, table, table.path(head)), false);
+    const s = engine.model;
+    for (let a = 0; a < actions.length; a++) {
+      const ts = actions[a].resolve(s);
+      if (ts === null) continue;
+      const m = engine.mark();
+      const { result, failure } = engine.step(ts, d);
+      transitions++;
+      if (result !== undefined) {
+        const row = (coverage[ts.call] ??= {});
+        const key = resultName(result);
+        row[key] = (row[key] ?? 0) + 1;
+      }
+      if (failure) return done(failure, [...stepsOf(config, actions, table, table.path(head)), ts], false);
+      // The model changes only on success, except host_access, which changes only the fault log on failure.
+      const changed = result !== undefined && (ts.call === 'host_access' ? result < 0 : result >= 0);
+      if (changed) {
+        const h = hash53(canon.key(s));
+        if (!seen.has(h)) {
+          seen.add(h);
+          const id = table.add(head, a, d + 1);
+          if (d + 1 > maxDepth) maxDepth = d + 1;
+          const f = engine.finish();
+          if (f) return done(f, stepsOf(config, actions, table, table.path(id)), false);
+        }
+        restoreModel(s, u.relevant, snaps[d]);
+      }
+      engine.undo(m, d);
+    }
+    if (o.onProgress && (transitions & 0xfff) < actions.length) {
+      const now = performance.now();
+      if (now - lastProgress > 500) {
+        lastProgress = now;
+        o.onProgress({ states: table.count, transitions, depth: maxDepth });
+      }
+    }
+  }
+  return done(null, null, true);
+}
+
+/** The concrete steps along a path of state ids (VM slots resolved to handles by replaying the model). */
+function stepsOf(config: MachineConfig, actions: readonly Action[], table: StateTable, ids: readonly number[]): TraceStep[] {
+  const model = new ModelEngine(config);
+  return ids.slice(1).map((id) => {
+    const ts = actions[table.action[id]].resolve(model.model)!;
+    model.step(ts);
+    return ts;
+  });
+}
