@@ -4,7 +4,7 @@ import { PA_PFNS } from '../types/config';
 import type { Page } from '../model/state';
 import { formatProt } from './vocabulary';
 import type { Pkvm } from '../hyp/pkvm';
-import * as pt from '../hyp/pgtable';
+import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, type WalkEntry, kvm_granule_pages, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL } from '../hyp/vmemmap';
 import { annotationOwner, isValid, isZero, translate } from './walk';
 
@@ -15,7 +15,7 @@ export function abstractPage(hyp: Pkvm, pfn: number): AbstractPage {
   const host = translate(hyp.mem, hyp.host_mmu, pfn);
   const owner = isValid(host) || isZero(host) ? 'host' : annotationOwner(host) === 1 ? 'hyp' : `id ${annotationOwner(host)}`;
   const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
-  const borrowed = isValid(hypLeaf) && (hypLeaf.hi & pt.KVM_PGTABLE_PROT_SW1) !== 0;
+  const borrowed = isValid(hypLeaf) && (hypLeaf.hi & KVM_PGTABLE_PROT_SW1) !== 0;
   const flags = hyp.vmemmap.flags(pfn);
   let use: AbstractPage['use'] = 'free';
   if (owner === 'hyp' && flags & HYP_PAGE_INTERNAL) {
@@ -35,16 +35,18 @@ export function abstractPage(hyp: Pkvm, pfn: number): AbstractPage {
 
 export const pageKey = (p: AbstractPage | Page): string => `${p.owner}/${p.use}/${p.hyp ? 'hyp' : '-'}/${p.ffa ? 'ffa' : '-'}/g${p.guests}/pin${p.pins}`;
 
-/** Pages hyp's tables say are not in the default state (annotated, shared, or mapped at EL2). */
-export function nonDefaultPages(hyp: Pkvm): Set<number> {
+/** Pages hyp's tables say are not in the default state (annotated, shared, or mapped at EL2), outside [skip). */
+export function nonDefaultPages(hyp: Pkvm, [skipFrom, skipTo]: [number, number] = [0, 0]): Set<number> {
   const pages = new Set<number>();
-  const addLeaf = (e: pt.WalkEntry, pred: boolean) => {
+  const addLeaf = (e: WalkEntry, pred: boolean) => {
     if (!pred) return;
-    const n = pt.kvm_granule_pages(e.level);
-    for (let i = 0; i < n; i++) pages.add(e.addr + i);
+    const n = kvm_granule_pages(e.level);
+    for (let i = 0; i < n; i++) if (e.addr + i < skipFrom || e.addr + i >= skipTo) pages.add(e.addr + i);
   };
-  hyp.host_mmu.walk(0, PA_PFNS, { leaf: (e) => addLeaf(e, !pt.kvm_pte_valid(e.lo) || (e.hi & pt.KVM_PGTABLE_PROT_SW0) !== 0) });
-  hyp.hyp_pgt.walk(0, PA_PFNS, { leaf: (e) => addLeaf(e, true) });
+  for (const [from, to] of [[0, skipFrom], [skipTo, PA_PFNS]]) {
+    hyp.host_mmu.walk(from, to - from, { leaf: (e) => addLeaf(e, !kvm_pte_valid(e.lo) || (e.hi & KVM_PGTABLE_PROT_SW0) !== 0) });
+    hyp.hyp_pgt.walk(from, to - from, { leaf: (e) => addLeaf(e, true) });
+  }
   return pages;
 }
 
@@ -54,10 +56,10 @@ export function guestMappings(hyp: Pkvm, handle: number): Map<number, string> {
   const out = new Map<number, string>();
   vm?.pgt.walk(0, vm.pgt.ia_pages, {
     leaf: (e) => {
-      const n = pt.kvm_granule_pages(e.level);
-      const prot = formatProt({ r: (e.lo & pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (e.lo & pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (e.hi & pt.KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
-      const pfn = pt.kvm_pte_to_pfn(e.lo, e.hi);
-      for (let i = 0; i < n; i++) out.set(e.addr + i, `pfn 0x${(pfn + i).toString(16)} nr ${n} ${prot}${pt.kvm_pte_valid(e.lo) ? '' : ' INVALID'}`);
+      const n = kvm_granule_pages(e.level);
+      const prot = formatProt({ r: (e.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (e.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (e.hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
+      const pfn = kvm_pte_to_pfn(e.lo, e.hi);
+      for (let i = 0; i < n; i++) out.set(e.addr + i, `pfn 0x${(pfn + i).toString(16)} nr ${n} ${prot}${kvm_pte_valid(e.lo) ? '' : ' INVALID'}`);
     },
   });
   return out;

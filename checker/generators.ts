@@ -90,11 +90,11 @@ export function pickPage(ctx: ResolveContext, model: State, d: number, wanted?: 
 /** nr_pages: mostly 1, some small runs, whole blocks, zero, enormous, and "to the region's end (+1)". */
 export function pickCount(ctx: ResolveContext, pfn: number, d: number): number {
   const kind = d % 100;
-  if (kind < 55) return 1;
-  if (kind < 70) return 2 + (d >>> 8) % 7;
-  if (kind < 77) return PTRS_PER_TABLE;
-  if (kind < 82) return 0;
-  if (kind < 87) return [2 ** 32, 2 ** 50, PA_PFNS][(d >>> 8) % 3];
+  if (kind < 66) return 1;
+  if (kind < 81) return 2 + (d >>> 8) % 7;
+  if (kind < 86) return PTRS_PER_TABLE;
+  if (kind < 91) return 0;
+  if (kind < 96) return [2 ** 32, 2 ** 50, PA_PFNS][(d >>> 8) % 3];
   const region = ctx.config.memory.find(([f, n]) => pfn >= f && pfn < f + n);
   return region ? region[0] + region[1] - pfn + ((d >>> 8) % 2) : 1;
 }

@@ -4,7 +4,7 @@ import { FAULT_LOG_SIZE, PA_PFNS } from '../types/config';
 import { hostState, hypState, page, type State } from '../model/state';
 import { isMemory } from '../model/range';
 import type { Pkvm } from '../hyp/pkvm';
-import * as pt from '../hyp/pgtable';
+import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import type { Failure } from './suite-types';
 import { abstractPage, guestMappings, nonDefaultPages, pageKey } from './abstraction';
 import { formatProt } from './vocabulary';
@@ -25,8 +25,8 @@ export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): F
   const hs = hostState(want);
   if (hostReaches !== (hs === 'OWNED' || hs === 'SHARED_OWNED'))
     return fail('host-reaches-only-its-pages', step, `pfn ${hex(pfn)}: host state ${hs} but the host stage-2 ${hostReaches ? 'lets the host reach it' : 'blocks it'}`);
-  if (isValid(host) && ((host.hi & pt.KVM_PGTABLE_PROT_SW0) !== 0) !== (hs === 'SHARED_OWNED'))
-    return fail('sharing-bookkeeping', step, `pfn ${hex(pfn)}: host state ${hs} but the stage-2 software bits say ${(host.hi & pt.KVM_PGTABLE_PROT_SW0) !== 0 ? 'SHARED_OWNED' : 'OWNED'}`);
+  if (isValid(host) && ((host.hi & KVM_PGTABLE_PROT_SW0) !== 0) !== (hs === 'SHARED_OWNED'))
+    return fail('sharing-bookkeeping', step, `pfn ${hex(pfn)}: host state ${hs} but the stage-2 software bits say ${(host.hi & KVM_PGTABLE_PROT_SW0) !== 0 ? 'SHARED_OWNED' : 'OWNED'}`);
   const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
   const ys = hypState(want);
   const hypMaps = isValid(hypLeaf) && outputPfn(hypLeaf, pfn) === pfn;
@@ -68,11 +68,11 @@ export function checkFaultLog(model: State, hyp: Pkvm, step: number): Failure | 
 /** Walks every table of every stage: table pages are hyp's, used once, correctly refcounted, not leaked. */
 export function checkTables(model: State, hyp: Pkvm, step: number): Failure | null {
   const seen = new Set<number>();
-  const pgds: [pt.KvmPgtable, string][] = [[hyp.host_mmu, 'host stage-2'], [hyp.hyp_pgt, 'hyp stage-1'], ...hyp.vms().map((v): [pt.KvmPgtable, string] => [v.pgt, `vm ${hex(v.handle)}`])];
+  const pgds: [KvmPgtable, string][] = [[hyp.host_mmu, 'host stage-2'], [hyp.hyp_pgt, 'hyp stage-1'], ...hyp.vms().map((v): [KvmPgtable, string] => [v.pgt, `vm ${hex(v.handle)}`])];
   for (const [pgt, name] of pgds) {
     const tables: number[] = [];
     for (let i = 0; i < pgt.pgd_pages; i++) tables.push(pgt.pgd + i);
-    pgt.walk(0, pgt.ia_pages, { tablePre: (e) => tables.push(pt.kvm_pte_to_pfn(e.lo, e.hi)) });
+    pgt.walk(0, pgt.ia_pages, { tablePre: (e) => tables.push(kvm_pte_to_pfn(e.lo, e.hi)) });
     for (const t of tables) {
       if (seen.has(t)) return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is used twice`);
       seen.add(t);
@@ -88,10 +88,33 @@ export function checkTables(model: State, hyp: Pkvm, step: number): Failure | nu
   return null;
 }
 
+/**
+ * hyp's carve-out, in one range walk per stage: every page annotated as hyp's in the host stage-2
+ * (so the host can reach none of hyp's own memory) and mapped OWNED at EL2.
+ */
+export function checkCarveout(hyp: Pkvm, step: number): Failure | null {
+  const [first, nr] = hyp.layout.carveout;
+  let host = 0;
+  let bad: string | null = null;
+  hyp.host_mmu.walk(first, nr, {
+    leaf: (e) => {
+      if (e.level === 3 && !kvm_pte_valid(e.lo) && kvm_invalid_pte_owner(e.lo) === 1) host++;
+      else bad ??= `host stage-2 entry for ${hex(Math.max(e.addr, first))} at level ${e.level} is 0x${(e.hi >>> 0).toString(16)}_${(e.lo >>> 0).toString(16).padStart(8, '0')}, not a hyp annotation`;
+    },
+  });
+  if (bad || host !== nr) return fail('host-reaches-only-its-pages', step, bad ?? `only ${host} of hyp's ${nr} carve-out pages are annotated in the host stage-2`);
+  let mapped = 0;
+  hyp.hyp_pgt.walk(first, nr, { leaf: (e) => (mapped += e.level === 3 && kvm_pte_valid(e.lo) && (e.hi & (KVM_PGTABLE_PROT_SW0 | KVM_PGTABLE_PROT_SW1)) === 0 && kvm_pte_to_pfn(e.lo, e.hi) === e.addr ? 1 : 0) });
+  return mapped === nr ? null : fail('hyp-maps-only-its-pages', step, `only ${mapped} of hyp's ${nr} carve-out pages are mapped OWNED at EL2`);
+}
+
 /** Everything, at the end of a sequence: every page either side knows of, VMs, fault log, tables. */
 export function checkAll(model: State, hyp: Pkvm, step: number): Failure | null {
-  const pages = nonDefaultPages(hyp);
-  for (const pfn of model.pages.keys()) pages.add(pfn);
+  const carve = checkCarveout(hyp, step);
+  if (carve) return carve;
+  const [first, nr] = hyp.layout.carveout;
+  const pages = nonDefaultPages(hyp, [first, first + nr]);
+  for (const pfn of model.pages.keys()) if (pfn < first || pfn >= first + nr) pages.add(pfn);
   for (const pfn of [...pages].sort((a, b) => a - b)) {
     if (pfn >= PA_PFNS) continue;
     const f = checkPage(model, hyp, pfn, step);

@@ -15,7 +15,7 @@ import type { HypBug } from './bugs/ownership';
 import type { CallHandler } from './handlers';
 
 /** Pages checked page by page after a call: at most this many of a range (the rest at the end). */
-const FOOTPRINT_CAP = 64;
+const FOOTPRINT_CAP = 8;
 
 export const resultName = (r: number): string => (r > 0 ? 'handle' : r === 0 ? '0' : `-${ERRNO_NAMES[-r] ?? r}`);
 

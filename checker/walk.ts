@@ -2,7 +2,7 @@
 // from raw descriptors in simulated memory. It shares nothing with hyp's walker but the bit layout,
 // so the invariants "really walk" the tables instead of asking hyp's bookkeeping.
 import type { PhysMem } from '../hyp/memory';
-import * as pt from '../hyp/pgtable';
+import { KVM_PTE_VALID, kvm_invalid_pte_owner, kvm_pte_to_pfn } from '../hyp/pgtable';
 import type { KvmPgtable } from '../hyp/pgtable';
 
 export interface Translation {
@@ -22,7 +22,7 @@ export function translate(mem: PhysMem, pgt: KvmPgtable, addr: number): Translat
     const lo = mem.read32(t, 2 * (i % 512));
     const hi = mem.read32(t, 2 * (i % 512) + 1);
     if (level === 3 || (lo & 3) !== 3) return { level, lo, hi };
-    table = pt.kvm_pte_to_pfn(lo, hi);
+    table = kvm_pte_to_pfn(lo, hi);
     entries = 512;
     level++;
   }
@@ -31,9 +31,9 @@ export function translate(mem: PhysMem, pgt: KvmPgtable, addr: number): Translat
 /** The page a valid leaf maps `addr` to (identity maps must give `addr` back). */
 export function outputPfn(t: Translation, addr: number): number {
   const span = 2 ** (9 * (3 - t.level));
-  return pt.kvm_pte_to_pfn(t.lo, t.hi) + (addr % span);
+  return kvm_pte_to_pfn(t.lo, t.hi) + (addr % span);
 }
 
-export const isValid = (t: Translation): boolean => (t.lo & pt.KVM_PTE_VALID) !== 0;
+export const isValid = (t: Translation): boolean => (t.lo & KVM_PTE_VALID) !== 0;
 export const isZero = (t: Translation): boolean => t.lo === 0 && t.hi === 0;
-export const annotationOwner = (t: Translation): number => pt.kvm_invalid_pte_owner(t.lo);
+export const annotationOwner = (t: Translation): number => kvm_invalid_pte_owner(t.lo);

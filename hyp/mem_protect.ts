@@ -4,7 +4,7 @@ import { EAGAIN, EBUSY, EINVAL, EPERM, ERANGE } from '../types/errno';
 import { PA_PFNS, type MachineConfig } from '../types/config';
 import { HostFaultLog } from './fault-log';
 import { PhysMem } from './memory';
-import * as pt from './pgtable';
+import { KVM_INVALID_PTE_OWNER_SHIFT, KVM_PGTABLE_LAST_LEVEL, KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_AF, KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE, KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_LEAF_ATTR_LO_SH_IS, KVM_PTE_TYPE, KVM_PTE_VALID, kvm_granule_pages, kvm_level_supports_block_mapping, kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_valid } from './pgtable';
 import { KvmPgtable } from './pgtable';
 import { HypPool } from './pool';
 import { hypLayout, type HypLayout } from './setup';
@@ -21,14 +21,14 @@ export const PKVM_ID_HOST = 0;
 export const PKVM_ID_HYP = 1;
 
 const stateBits = (state: number): number =>
-  state === PKVM_PAGE_SHARED_OWNED ? pt.KVM_PGTABLE_PROT_SW0 : state === PKVM_PAGE_SHARED_BORROWED ? pt.KVM_PGTABLE_PROT_SW1 : 0;
+  state === PKVM_PAGE_SHARED_OWNED ? KVM_PGTABLE_PROT_SW0 : state === PKVM_PAGE_SHARED_BORROWED ? KVM_PGTABLE_PROT_SW1 : 0;
 export const pteState = (hi: number): number =>
-  hi & pt.KVM_PGTABLE_PROT_SW0 ? PKVM_PAGE_SHARED_OWNED : hi & pt.KVM_PGTABLE_PROT_SW1 ? PKVM_PAGE_SHARED_BORROWED : PKVM_PAGE_OWNED;
+  hi & KVM_PGTABLE_PROT_SW0 ? PKVM_PAGE_SHARED_OWNED : hi & KVM_PGTABLE_PROT_SW1 ? PKVM_PAGE_SHARED_BORROWED : PKVM_PAGE_OWNED;
 
-const MEM_LO = pt.KVM_PTE_VALID | pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | pt.KVM_PTE_LEAF_ATTR_LO_SH_IS | pt.KVM_PTE_LEAF_ATTR_LO_AF;
-const MMIO_LO = pt.KVM_PTE_VALID | pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | pt.KVM_PTE_LEAF_ATTR_LO_AF;
+const MEM_LO = KVM_PTE_VALID | KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF;
+const MMIO_LO = KVM_PTE_VALID | KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | KVM_PTE_LEAF_ATTR_LO_AF;
 /** Leaf descriptor: page type at level 3, block above. */
-export const leafType = (level: number): number => (level === pt.KVM_PGTABLE_LAST_LEVEL ? pt.KVM_PTE_TYPE : 0);
+export const leafType = (level: number): number => (level === KVM_PGTABLE_LAST_LEVEL ? KVM_PTE_TYPE : 0);
 
 export class Hyp {
   readonly mem = new PhysMem();
@@ -99,14 +99,14 @@ export class Hyp {
   host_get_page_state(pfn: number): number {
     this.host_mmu.get_leaf(pfn);
     const { leafLo: lo, leafHi: hi } = this.host_mmu;
-    if (pt.kvm_pte_valid(lo)) return pteState(hi);
+    if (kvm_pte_valid(lo)) return pteState(hi);
     return lo === 0 && hi === 0 ? PKVM_PAGE_OWNED : PKVM_NOPAGE; // zero: host-owned, not faulted in yet
   }
 
   /** Hyp's state of a page, from its stage-1 entry. */
   hyp_get_page_state(pfn: number): number {
     this.hyp_pgt.get_leaf(pfn);
-    return pt.kvm_pte_valid(this.hyp_pgt.leafLo) ? pteState(this.hyp_pgt.leafHi) : PKVM_NOPAGE;
+    return kvm_pte_valid(this.hyp_pgt.leafLo) ? pteState(this.hyp_pgt.leafHi) : PKVM_NOPAGE;
   }
 
   __host_check_page_state_range(pfn: number, nr: number, state: number): number {
@@ -123,12 +123,12 @@ export class Hyp {
 
   /** Maps host pages (identity, page granular) in `state`. */
   __host_set_page_state_range(pfn: number, nr: number, state: number): void {
-    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, MEM_LO | pt.KVM_PTE_TYPE | pt.kvm_pfn_to_pte_lo(pfn + i), pt.kvm_pfn_to_pte_hi(pfn + i) | stateBits(state));
+    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, MEM_LO | KVM_PTE_TYPE | kvm_pfn_to_pte_lo(pfn + i), kvm_pfn_to_pte_hi(pfn + i) | stateBits(state));
   }
 
   /** Annotates pages with their new owner (a zero entry for the host), page by page. */
   host_stage2_set_owner_locked(pfn: number, nr: number, owner_id: number): void {
-    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, owner_id << pt.KVM_INVALID_PTE_OWNER_SHIFT, 0);
+    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, owner_id << KVM_INVALID_PTE_OWNER_SHIFT, 0);
   }
 
   /**
@@ -138,14 +138,14 @@ export class Hyp {
   host_stage2_adjust_range(pfn: number, range: { start: number; end: number }): number {
     this.host_mmu.get_leaf(pfn);
     const { leafLo: lo, leafHi: hi, leafLevel } = this.host_mmu;
-    if (pt.kvm_pte_valid(lo)) return -EAGAIN;
+    if (kvm_pte_valid(lo)) return -EAGAIN;
     if (lo !== 0 || hi !== 0) return -EPERM;
-    for (let level = leafLevel; level < pt.KVM_PGTABLE_LAST_LEVEL; level++) {
-      const size = pt.kvm_granule_pages(level);
+    for (let level = leafLevel; level < KVM_PGTABLE_LAST_LEVEL; level++) {
+      const size = kvm_granule_pages(level);
       const start = pfn - (pfn % size);
-      if (pt.kvm_level_supports_block_mapping(level) && start >= range.start && start + size <= range.end) return level;
+      if (kvm_level_supports_block_mapping(level) && start >= range.start && start + size <= range.end) return level;
     }
-    return pt.KVM_PGTABLE_LAST_LEVEL;
+    return KVM_PGTABLE_LAST_LEVEL;
   }
 
   /** host_stage2_idmap: the host faulted on `pfn`; map the largest block allowed around it. */
@@ -153,10 +153,10 @@ export class Hyp {
     const range = this.find_mem_range(pfn);
     const level = this.host_stage2_adjust_range(pfn, range);
     if (level < 0) return level;
-    const size = pt.kvm_granule_pages(level);
+    const size = kvm_granule_pages(level);
     const start = pfn - (pfn % size);
-    const lo = (range.memory ? MEM_LO : MMIO_LO) | leafType(level) | pt.kvm_pfn_to_pte_lo(start);
-    const hi = pt.kvm_pfn_to_pte_hi(start) | (range.memory ? 0 : pt.KVM_PTE_LEAF_ATTR_HI_XN);
+    const lo = (range.memory ? MEM_LO : MMIO_LO) | leafType(level) | kvm_pfn_to_pte_lo(start);
+    const hi = kvm_pfn_to_pte_hi(start) | (range.memory ? 0 : KVM_PTE_LEAF_ATTR_HI_XN);
     this.host_mmu.set_entry(start, level, lo, hi);
     return 0;
   }
@@ -165,7 +165,7 @@ export class Hyp {
   host_access(pfn: number, write: boolean): number {
     if (pfn >= PA_PFNS) return -ERANGE;
     this.host_mmu.get_leaf(pfn);
-    if (!pt.kvm_pte_valid(this.host_mmu.leafLo)) {
+    if (!kvm_pte_valid(this.host_mmu.leafLo)) {
       const ret = this.host_stage2_idmap(pfn);
       if (ret === -EPERM) {
         this.faults.record(pfn);
@@ -180,8 +180,8 @@ export class Hyp {
   // ---- hyp stage-1 ----------------------------------------------------------------------------
 
   hyp_map(pfn: number, state: number): void {
-    const lo = pt.KVM_PTE_VALID | pt.KVM_PTE_TYPE | pt.KVM_PTE_LEAF_ATTR_LO_SH_IS | pt.KVM_PTE_LEAF_ATTR_LO_AF | pt.kvm_pfn_to_pte_lo(pfn);
-    this.hyp_pgt.set_entry(pfn, 3, lo, pt.kvm_pfn_to_pte_hi(pfn) | pt.KVM_PTE_LEAF_ATTR_HI_XN | stateBits(state));
+    const lo = KVM_PTE_VALID | KVM_PTE_TYPE | KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF | kvm_pfn_to_pte_lo(pfn);
+    this.hyp_pgt.set_entry(pfn, 3, lo, kvm_pfn_to_pte_hi(pfn) | KVM_PTE_LEAF_ATTR_HI_XN | stateBits(state));
   }
 
   hyp_unmap(pfn: number): void {

@@ -28,7 +28,8 @@ export const KVM_PGTABLE_LAST_LEVEL = 3;
 export const PTRS_PER_PTE = 512;
 
 /** Pages covered by one entry at `level` (level 3: one page; 2: 2 MiB; 1: 1 GiB; 0: 512 GiB). */
-export const kvm_granule_pages = (level: number): number => 2 ** (9 * (KVM_PGTABLE_LAST_LEVEL - level));
+const GRANULE_SHIFT = [27, 18, 9, 0];
+export const kvm_granule_pages = (level: number): number => 2 ** GRANULE_SHIFT[level];
 /** Levels at which a 4 KiB-granule descriptor may be a block. */
 export const kvm_level_supports_block_mapping = (level: number): boolean => level === 1 || level === 2;
 
@@ -98,8 +99,8 @@ export class KvmPgtable {
 
   /** The table page and index of the entry translating `addr` at `level`, given that level's table. */
   private index(addr: number, level: number): number {
-    const shifted = Math.floor(addr / kvm_granule_pages(level));
-    return level === this.start_level ? shifted % (PTRS_PER_PTE * this.pgd_pages) : shifted % PTRS_PER_PTE;
+    // Input addresses are pfns below 2^28 (checked by every caller), so 32-bit shifts are exact.
+    return (addr >>> GRANULE_SHIFT[level]) & (level === this.start_level ? PTRS_PER_PTE * this.pgd_pages - 1 : PTRS_PER_PTE - 1);
   }
 
   private readEntry(table: number, index: number): void {

@@ -5,7 +5,7 @@ import { E2BIG, EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
 import { GUEST_IPA_PFNS, GUEST_PGD_PAGES, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES } from '../types/config';
 import type { Prot } from '../types/calls';
 import { Hyp, leafType, PKVM_ID_HOST, PKVM_ID_HYP, PKVM_NOPAGE, PKVM_PAGE_OWNED, PKVM_PAGE_SHARED_BORROWED, PKVM_PAGE_SHARED_OWNED } from './mem_protect';
-import * as pt from './pgtable';
+import { KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_AF, KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_LEAF_ATTR_LO_SH_IS, KVM_PTE_VALID, kvm_granule_pages, kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_to_pfn, kvm_pte_valid } from './pgtable';
 import { KvmPgtable } from './pgtable';
 import { HypPool } from './pool';
 import { HYP_PAGE_INTERNAL } from './vmemmap';
@@ -60,7 +60,7 @@ export class Pkvm extends Hyp {
   /** The guest's state of a gfn (PKVM_NOPAGE when unmapped). */
   guest_get_page_state(pgt: KvmPgtable, gfn: number): number {
     pgt.get_leaf(gfn);
-    return pt.kvm_pte_valid(pgt.leafLo) ? PKVM_PAGE_SHARED_BORROWED : PKVM_NOPAGE;
+    return kvm_pte_valid(pgt.leafLo) ? PKVM_PAGE_SHARED_BORROWED : PKVM_NOPAGE;
   }
 
   /** __guest_check_transition_size: one page, or a 2 MiB-aligned block. */
@@ -103,15 +103,15 @@ export class Pkvm extends Hyp {
     }
     const level = nr === 1 ? 3 : 2;
     const lo =
-      pt.KVM_PTE_VALID |
+      KVM_PTE_VALID |
       leafType(level) |
-      pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL |
-      pt.KVM_PTE_LEAF_ATTR_LO_SH_IS |
-      pt.KVM_PTE_LEAF_ATTR_LO_AF |
-      (prot.r ? pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R : 0) |
-      (prot.w ? pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W : 0) |
-      pt.kvm_pfn_to_pte_lo(pfn);
-    const hi = pt.kvm_pfn_to_pte_hi(pfn) | pt.KVM_PGTABLE_PROT_SW1 | (prot.x ? 0 : pt.KVM_PTE_LEAF_ATTR_HI_XN);
+      KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL |
+      KVM_PTE_LEAF_ATTR_LO_SH_IS |
+      KVM_PTE_LEAF_ATTR_LO_AF |
+      (prot.r ? KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R : 0) |
+      (prot.w ? KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W : 0) |
+      kvm_pfn_to_pte_lo(pfn);
+    const hi = kvm_pfn_to_pte_hi(pfn) | KVM_PGTABLE_PROT_SW1 | (prot.x ? 0 : KVM_PTE_LEAF_ATTR_HI_XN);
     pgt.set_entry(gfn, level, lo, hi);
     return 0;
   }
@@ -123,9 +123,9 @@ export class Pkvm extends Hyp {
     if (size) return size;
     const pgt = this.guestPgt(slot);
     pgt.get_leaf(gfn);
-    if (!pt.kvm_pte_valid(pgt.leafLo)) return -ENOENT;
-    if (pt.kvm_granule_pages(pgt.leafLevel) !== nr) return -E2BIG;
-    const pfn = pt.kvm_pte_to_pfn(pgt.leafLo, pgt.leafHi);
+    if (!kvm_pte_valid(pgt.leafLo)) return -ENOENT;
+    if (kvm_granule_pages(pgt.leafLevel) !== nr) return -E2BIG;
+    const pfn = kvm_pte_to_pfn(pgt.leafLo, pgt.leafHi);
     const r = this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED);
     if (r) return r;
     this.guest_unmap(pgt, gfn, pfn, nr);
@@ -177,7 +177,7 @@ export class Pkvm extends Hyp {
     if (slot < 0) return -ENOENT;
     const pgt = this.guestPgt(slot);
     const leaves: [number, number, number][] = [];
-    pgt.walk(0, GUEST_IPA_PFNS, { leaf: (e) => leaves.push([e.addr, pt.kvm_pte_to_pfn(e.lo, e.hi), pt.kvm_granule_pages(e.level)]) });
+    pgt.walk(0, GUEST_IPA_PFNS, { leaf: (e) => leaves.push([e.addr, kvm_pte_to_pfn(e.lo, e.hi), kvm_granule_pages(e.level)]) });
     for (const [gfn, pfn, nr] of leaves) this.guest_unmap(pgt, gfn, pfn, nr);
     const base = this.vmCells + slot * SLOT_CELLS;
     const first = this.mem.cell(base + FIRST);
