@@ -1,0 +1,44 @@
+import { describe, expect, test } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OWNERSHIP_BUGS } from '../checker/bugs/ownership';
+import { runSuite } from '../checker/suites';
+import { writeReports } from '../checker/report/summary';
+import { SEED } from './seed';
+
+const out = () => mkdtempSync(join(tmpdir(), 'pkvm-check-'));
+
+/** Every result SEMANTICS §3/§4 gives each call that a correct system can produce. */
+const EXPECTED: Record<string, string[]> = {
+  __pkvm_host_share_hyp: ['0', '-EPERM', '-EINVAL'],
+  __pkvm_host_unshare_hyp: ['0', '-EPERM', '-EBUSY', '-EINVAL'],
+  __pkvm_host_donate_hyp: ['0', '-EPERM', '-EINVAL'],
+  __pkvm_hyp_donate_host: ['0', '-EPERM', '-EINVAL'],
+  __pkvm_host_share_ffa: ['0', '-EPERM', '-EINVAL'],
+  __pkvm_host_unshare_ffa: ['0', '-EPERM', '-EINVAL'],
+  hyp_pin_shared_mem: ['0', '-EPERM', '-EINVAL'],
+  hyp_unpin_shared_mem: ['0', '-EPERM', '-EINVAL'],
+  __pkvm_host_share_guest: ['0', '-EPERM', '-EINVAL'],
+  __pkvm_host_unshare_guest: ['0', '-EINVAL', '-ENOENT', '-E2BIG'],
+  __pkvm_init_vm: ['handle', '-EPERM', '-EINVAL'],
+  __pkvm_teardown_vm: ['0', '-ENOENT'],
+  host_access: ['0', '-EPERM', '-ERANGE'],
+};
+
+describe('ownership: model and hyp in lockstep', () => {
+  test('every invariant holds on the correct implementation, and every result is produced', () => {
+    const r = runSuite('ownership', { runs: 2000, seed: SEED, maxSteps: 80, inject: null, outDir: out() });
+    writeReports('reports', { ok: r.ok, seed: SEED, inject: null, suites: [r], calls: r.calls, durationMs: r.durationMs });
+    expect(r.failure).toBeNull();
+    expect(r.calls).toBeGreaterThan(50_000);
+    for (const [call, results] of Object.entries(EXPECTED)) for (const res of results) expect(r.coverage[call]?.[res] ?? 0, `${call} -> ${res}`).toBeGreaterThan(0);
+  });
+
+  test.each(OWNERSHIP_BUGS.map((b) => b.id))('the default run catches bug %s with a short trace', (id) => {
+    const r = runSuite('ownership', { runs: 200, seed: SEED, maxSteps: 80, inject: id, outDir: out() });
+    expect(r.ok).toBe(false);
+    expect(r.counterexample).not.toBeNull();
+    expect(r.counterexampleSteps).toBeLessThanOrEqual(8);
+  });
+});
