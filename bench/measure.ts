@@ -35,7 +35,7 @@ export interface BenchOptions {
   readonly bugs?: readonly string[];
 }
 
-export const DEFAULT_BENCH: BenchOptions = { seed: 42, sequences: 400, maxSteps: 80, minMs: 1500, bugSeeds: 10, bugRuns: 200 };
+export const DEFAULT_BENCH: BenchOptions = { seed: 42, sequences: 100, maxSteps: 80, minMs: 1000, bugSeeds: 10, bugRuns: 200 };
 /** A workload small enough for a test. */
 export const TINY_BENCH: BenchOptions = { seed: 1, sequences: 10, maxSteps: 20, minMs: 1, bugSeeds: 1, bugRuns: 50 };
 
@@ -55,6 +55,8 @@ export interface BenchResult {
   readonly hypOnlyCallsPerSecond: number;
   readonly modelOnlyCallsPerSecond: number;
   readonly costRatioLargeVsSmallMemory: number;
+  /** Hyp alone, the same concrete calls (resolved on 16 MiB) on 4 GiB vs 16 MiB. */
+  readonly hypCostRatioLargeVsSmallMemorySameCalls: number;
   /** Median ms per bug; a bug no seed found is left out here (see `bugs`). */
   readonly timeToBugMs: Record<string, number>;
   readonly sequencesToBug: Record<string, number>;
@@ -75,15 +77,19 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** Repeats `pass` (which returns the calls it made) until `minMs` passed; calls per second. */
-function rate(pass: () => number, minMs: number): { perSecond: number; calls: number } {
+/**
+ * Runs `one(i)` (which returns the calls it made) for i = 0, 1, 2, ... cycling over `count` items
+ * until `minMs` passed, in whole passes (so two rates over the same items compare the same work).
+ */
+function rate(count: number, one: (i: number) => number, minMs: number): { perSecond: number; calls: number } {
   let calls = 0;
   const t0 = performance.now();
   let t = t0;
-  do {
-    calls += pass();
+  for (let i = 0; ; i++) {
+    calls += one(i % count);
     t = performance.now();
-  } while (t - t0 < minMs);
+    if (t - t0 >= minMs && (i + 1) % count === 0) break;
+  }
   return { perSecond: (calls * 1000) / (t - t0), calls };
 }
 
@@ -91,10 +97,9 @@ export function sampleSequences(opts: Pick<BenchOptions, 'seed' | 'sequences' | 
   return fc.sample(sequenceArb(opts.maxSteps), { seed: opts.seed, numRuns: opts.sequences });
 }
 
-/** One pass of the lockstep runner over the sequences; returns the calls made. */
-function lockstepPass(ls: Lockstep, seqs: readonly AbstractStep[][]): number {
+function lockstepOne(ls: Lockstep, seq: readonly AbstractStep[]): number {
   const before = ls.calls;
-  for (const seq of seqs) runSequence(ls, seq, resolve);
+  runSequence(ls, seq, resolve);
   return ls.calls - before;
 }
 
@@ -107,39 +112,39 @@ export function recordCalls(config: MachineConfig, seqs: readonly AbstractStep[]
   });
 }
 
-function hypPass(hyp: Pkvm, calls: readonly Call[][]): number {
-  let n = 0;
-  for (const seq of calls) {
-    hyp.mem.undo(0);
-    for (const c of seq) {
-      try {
-        handle_host_hcall(hyp, c);
-      } catch {
-        // a harness limit (pool exhausted): counted like any other call
-      }
-      n++;
+function hypOne(hyp: Pkvm, seq: readonly Call[]): number {
+  hyp.mem.undo(0);
+  for (const c of seq) {
+    try {
+      handle_host_hcall(hyp, c);
+    } catch {
+      // a harness limit (pool exhausted): counted like any other call
     }
   }
-  return n;
+  return seq.length;
 }
 
-function modelPass(config: MachineConfig, carveout: Parameters<typeof initialState>[1][number], calls: readonly Call[][]): number {
-  let n = 0;
-  for (const seq of calls) {
-    const s = initialState(config, [carveout]);
-    for (const c of seq) {
-      execModel(s, c);
-      n++;
-    }
-  }
-  return n;
+function modelOne(config: MachineConfig, carveout: Parameters<typeof initialState>[1][number], seq: readonly Call[]): number {
+  const s = initialState(config, [carveout]);
+  for (const c of seq) execModel(s, c);
+  return seq.length;
 }
 
-/** Lockstep throughput on a config (warmed up first); ns per call. */
-function lockstepNsPerCall(config: MachineConfig, seqs: readonly AbstractStep[][], minMs: number): { nsPerCall: number; perSecond: number; calls: number } {
+const WARMUP = (n: number) => Math.max(1, n >> 2);
+
+/** Lockstep throughput on a config (warmed up first). */
+function lockstepRate(config: MachineConfig, seqs: readonly AbstractStep[][], minMs: number): { nsPerCall: number; perSecond: number; calls: number } {
   const ls = new Lockstep(config);
-  lockstepPass(ls, seqs.slice(0, Math.max(1, seqs.length >> 2)));
-  const r = rate(() => lockstepPass(ls, seqs), minMs);
+  for (let i = 0; i < WARMUP(seqs.length); i++) lockstepOne(ls, seqs[i]);
+  const r = rate(seqs.length, (i) => lockstepOne(ls, seqs[i]), minMs);
+  return { nsPerCall: 1e9 / r.perSecond, perSecond: r.perSecond, calls: r.calls };
+}
+
+/** Hyp alone replaying recorded calls on a config (warmed up first). */
+function hypRate(config: MachineConfig, calls: readonly Call[][], minMs: number): { nsPerCall: number; perSecond: number; calls: number } {
+  const hyp = new Pkvm(config);
+  for (let i = 0; i < WARMUP(calls.length); i++) hypOne(hyp, calls[i]);
+  const r = rate(calls.length, (i) => hypOne(hyp, calls[i]), minMs);
   return { nsPerCall: 1e9 / r.perSecond, perSecond: r.perSecond, calls: r.calls };
 }
 
@@ -176,18 +181,18 @@ export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string)
   const seqs = sampleSequences(opts);
 
   log('lockstep, 16 MiB ...');
-  const small = lockstepNsPerCall(DEFAULT_CONFIG, seqs, opts.minMs);
+  const small = lockstepRate(DEFAULT_CONFIG, seqs, opts.minMs);
   log('lockstep, 4 GiB ...');
-  const large = lockstepNsPerCall(LARGE_CONFIG, seqs, opts.minMs);
+  const large = lockstepRate(LARGE_CONFIG, seqs, opts.minMs);
 
   log('hyp only, model only ...');
   const calls = recordCalls(DEFAULT_CONFIG, seqs);
-  const hyp = new Pkvm(DEFAULT_CONFIG);
-  hypPass(hyp, calls); // warm-up
-  const hypOnly = rate(() => hypPass(hyp, calls), opts.minMs);
-  const carveout = hyp.layout.carveout;
-  modelPass(DEFAULT_CONFIG, carveout, calls);
-  const modelOnly = rate(() => modelPass(DEFAULT_CONFIG, carveout, calls), opts.minMs);
+  const hypOnly = hypRate(DEFAULT_CONFIG, calls, opts.minMs);
+  // The very same concrete calls (valid on both: same base pfn) on 4 GiB: hyp's own growth with memory.
+  const hypLarge = hypRate(LARGE_CONFIG, calls, opts.minMs);
+  const carveout = new Pkvm(DEFAULT_CONFIG).layout.carveout;
+  for (let i = 0; i < WARMUP(calls.length); i++) modelOne(DEFAULT_CONFIG, carveout, calls[i]);
+  const modelOnly = rate(calls.length, (i) => modelOne(DEFAULT_CONFIG, carveout, calls[i]), opts.minMs);
 
   const timeToBugMs: Record<string, number> = {};
   const sequencesToBug: Record<string, number> = {};
@@ -209,13 +214,14 @@ export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string)
     hypOnlyCallsPerSecond: hypOnly.perSecond,
     modelOnlyCallsPerSecond: modelOnly.perSecond,
     costRatioLargeVsSmallMemory: large.nsPerCall / small.nsPerCall,
+    hypCostRatioLargeVsSmallMemorySameCalls: hypLarge.nsPerCall / hypOnly.nsPerCall,
     timeToBugMs,
     sequencesToBug,
     shrunkLength,
     bugs,
     nsPerCallSmall: small.nsPerCall,
     nsPerCallLarge: large.nsPerCall,
-    calls: small.calls + large.calls + hypOnly.calls + modelOnly.calls,
+    calls: small.calls + large.calls + hypOnly.calls + hypLarge.calls + modelOnly.calls,
     options: opts,
     durationMs: performance.now() - started,
   };
@@ -229,6 +235,7 @@ export function formatBench(r: BenchResult): string {
     `hyp only                         ${n(r.hypOnlyCallsPerSecond).padStart(12)} calls/s`,
     `model only                       ${n(r.modelOnlyCallsPerSecond).padStart(12)} calls/s`,
     `cost per call 4 GiB / 16 MiB     ${r.costRatioLargeVsSmallMemory.toFixed(2).padStart(12)}           (${n(r.nsPerCallLarge)} ns vs ${n(r.nsPerCallSmall)} ns; target <= 1.5)`,
+    `hyp only, same calls, 4 GiB/16 MiB ${r.hypCostRatioLargeVsSmallMemorySameCalls.toFixed(2).padStart(10)}`,
     '',
     `time to bug (median over seeds 1..${r.options.bugSeeds}, runs ${r.options.bugRuns}, max steps ${r.options.maxSteps}; target < 1000 ms)`,
     `  ${'bug'.padEnd(34)} ${'ms'.padStart(8)} ${'seqs'.padStart(6)} ${'shrunk'.padStart(7)} ${'found'.padStart(7)}`,

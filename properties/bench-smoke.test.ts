@@ -1,0 +1,32 @@
+// The benchmark module on a tiny workload: the `bench --json` object has every CONTRACT field, with
+// finite positive numbers. No timing is asserted (the figures themselves are `npm run bench`'s job).
+import { describe, expect, it } from 'vitest';
+import { availableBugs, benchJson, runBench, TINY_BENCH } from '../bench/measure';
+import { CATALOG } from '../checker/bugs/catalog';
+import { benchCommand } from '../checker/cli/bench';
+import { UsageError } from '../checker/cli/usage';
+
+describe('bench', () => {
+  it('produces the CONTRACT fields as finite positive numbers on a tiny workload', () => {
+    const bugs = availableBugs().slice(0, 2);
+    const json = benchJson(runBench({ ...TINY_BENCH, bugs })) as Record<string, unknown>;
+    for (const field of ['callsPerSecond', 'hypOnlyCallsPerSecond', 'modelOnlyCallsPerSecond', 'costRatioLargeVsSmallMemory']) {
+      const v = json[field];
+      expect(typeof v, field).toBe('number');
+      expect(Number.isFinite(v as number) && (v as number) > 0, `${field} = ${String(v)}`).toBe(true);
+    }
+    const ttb = json.timeToBugMs as Record<string, number>;
+    expect(typeof ttb).toBe('object');
+    for (const [id, ms] of Object.entries(ttb)) {
+      expect(CATALOG.some((b) => b.id === id), id).toBe(true);
+      expect(Number.isFinite(ms) && ms > 0, `${id}: ${ms}`).toBe(true);
+    }
+    expect(Object.keys(json.bugs as object).sort()).toEqual([...bugs].sort());
+    // The object survives a JSON round trip unchanged (what `bench --json` prints).
+    expect(JSON.parse(JSON.stringify(json)).callsPerSecond).toBe(json.callsPerSecond);
+  });
+
+  it('rejects unknown flags as a usage error', async () => {
+    await expect(benchCommand(['--bogus'])).rejects.toBeInstanceOf(UsageError);
+  });
+});
