@@ -1,0 +1,146 @@
+// The CallHandler of __pkvm_host_stage2_snapshot: the host prepares the descriptor (harness.ts),
+// then model and hyp run the call. At every internal step of hyp's call (its snapshot_hook) the
+// pages taken so far must be out of the host's reach; afterwards the result must agree, every page
+// must be back with the host, the copy must equal the host stage-2, and memory may differ only where
+// the call is allowed to write.
+import type { Call, SnapshotArgs } from '../../types/calls';
+import { isMemory } from '../../model/range';
+import { __pkvm_host_stage2_snapshot as modelSnapshot, HOST_PGD_PAGES, type SnapshotEffect } from '../../model/snapshot';
+import { snapshotOf, SNAP_USED_PAGES_INDX } from '../../hyp/snapshot';
+import { PoolExhausted } from '../../hyp/pool';
+import { ptdump } from '../../hyp/ptdump';
+import type { CallHandler } from '../handlers';
+import type { Lockstep } from '../lockstep';
+import type { Failure } from '../suite-types';
+import { checkFaultLog, checkPage, checkTables } from '../invariants';
+import { formatResult } from '../vocabulary';
+import { isValid, isZero, translate } from '../walk';
+import { hostLink, hostPrepare, tablePagesAfter } from './harness';
+import { checkCopy, leafList } from './copy';
+import { SNAPSHOT_STATS } from './stats';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+/** Pages checked against the model after the call, at most. */
+const PAGE_CHECK_CAP = 256;
+
+/** Watches hyp's internal steps: donated pages must be unreachable by the host at each of them. */
+class HookWatch {
+  donations = 0;
+  failure: Failure | null = null;
+  hostDump: string[] | null = null;
+  hostLeaves: string[] | null = null;
+
+  constructor(
+    private readonly ls: Lockstep,
+    private readonly eff: SnapshotEffect,
+    private readonly step: number,
+  ) {}
+
+  hook(stage: string): void {
+    if (this.failure) return;
+    if (stage.startsWith('donated')) {
+      this.donations++;
+      if (this.donations > this.eff.units.length) {
+        this.failure = { property: 'snapshot-takes-what-the-model-takes', step: this.step, message: `hyp made donation #${this.donations} (${stage}); the model takes only ${this.eff.units.length}` };
+        return;
+      }
+    }
+    if (stage === 'teardown begin') {
+      this.hostDump = ptdump(this.ls.hyp.host_mmu);
+      this.hostLeaves = leafList(this.ls.hyp.host_mmu);
+    }
+    if (stage.endsWith(' end')) return;
+    const hyp = this.ls.hyp;
+    for (const pfn of this.eff.units.slice(0, this.donations).flat()) {
+      const t = translate(hyp.mem, hyp.host_mmu, pfn);
+      if (isValid(t) || isZero(t)) {
+        this.failure = {
+          property: 'no-host-access-to-donated-snapshot-pages',
+          step: this.step,
+          message: `at "${stage}": pfn ${hex(pfn)}, taken by the snapshot, is reachable by the host (host stage-2 level ${t.level}: ${isZero(t) ? 'zero entry, the host fault maps it' : 'valid mapping'})`,
+        };
+        return;
+      }
+    }
+  }
+}
+
+/** Memory locations the call may change: hyp's own tables and data, and on success the snapshot's output. */
+function allowedWriter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, success: boolean): (addr: number) => boolean {
+  const inRange = (pfn: number, [first, nr]: readonly [number, number]) => pfn >= first && pfn < first + nr;
+  const pools = [ls.hyp.layout.hostPool, ls.hyp.layout.hypPool];
+  const out = new Set<number>();
+  const desc = Math.floor(a.desc / 4096);
+  const usedPfn = Math.floor(a.used / 4096);
+  if (success) {
+    for (let i = 0; i < HOST_PGD_PAGES; i++) out.add(Math.floor(a.pgd / 4096) + i);
+    for (const pa of eff.consumed) out.add(Math.floor(pa / 4096));
+  }
+  return (addr) => {
+    if (addr < 0) return true; // hyp's journaled data (vmemmap, pools): judged by the state checks
+    const pfn = Math.floor(addr / 1024);
+    const word = addr % 1024;
+    if (pools.some((r) => inRange(pfn, r)) || out.has(pfn)) return true;
+    if (!success) return false;
+    if (pfn === desc && word >= 6 && word < 16) return true; // mc.head, mc.nr_pages, used_pages_indx
+    const usedWord = (pfn - usedPfn) * 1024 + word;
+    return usedWord >= 0 && usedWord < 2 * eff.recorded;
+  };
+}
+
+function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: HookWatch, mark: number, step: number): Failure | null {
+  const success = eff.result >= 0;
+  const allowed = allowedWriter(ls, a, eff, success);
+  const bad = ls.hyp.mem.diffSince(mark).filter(([addr]) => !allowed(addr));
+  if (bad.length > 0) {
+    const [addr, then, now] = bad[0];
+    return {
+      property: success ? 'snapshot-writes-only-its-output' : 'failed-call-changes-nothing',
+      step,
+      message: `snapshot ${success ? 'succeeded' : `failed with ${formatResult(eff.result)}`} but changed ${bad.length} location(s) it may not, first ${ls.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}`,
+    };
+  }
+  const pages = new Set<number>(eff.units.flat());
+  for (const pa of [a.desc, a.pgd, a.used, ...a.mc]) pages.add(Math.floor(pa / 4096));
+  let n = 0;
+  for (const pfn of pages) {
+    if (n++ >= PAGE_CHECK_CAP) break;
+    if (!isMemory(ls.config, pfn)) continue;
+    const f = checkPage(ls.model, ls.hyp, pfn, step);
+    if (f) return { ...f, message: `after the snapshot: ${f.message}` };
+  }
+  if (success) {
+    if (!watch.hostDump || !watch.hostLeaves) return { property: 'snapshot-copy-equals-host', step, message: 'hyp succeeded without reaching its teardown' };
+    const f = checkCopy(ls.hyp, a, eff, watch.hostDump, watch.hostLeaves, step);
+    if (f) return f;
+    const indx = Number(ls.hyp.mem.read64(Math.floor(a.desc / 4096), SNAP_USED_PAGES_INDX));
+    if (indx !== eff.recorded) return { property: 'snapshot-used-pages-exact', step, message: `the descriptor's used_pages_indx is ${indx}, expected ${eff.recorded}` };
+  }
+  return checkTables(ls.model, ls.hyp, step);
+}
+
+export const snapshotHandler: CallHandler = {
+  run(ls: Lockstep, call: Call, step: number) {
+    if (call.call !== '__pkvm_host_stage2_snapshot') throw new Error(`snapshotHandler: cannot run ${call.call}`);
+    const a = call.args;
+    const prep = hostPrepare(ls, a, step);
+    if (prep.failure || prep.result < 0) return { result: prep.result, modelResult: prep.modelResult, failure: prep.failure ?? checkFaultLog(ls.model, ls.hyp, step) };
+    const mark = ls.hyp.mem.mark();
+    const eff = modelSnapshot(ls.model, a, { link: (pa) => hostLink(ls.hyp, pa), tablePages: (pfns) => tablePagesAfter(ls.hyp, pfns) });
+    SNAPSHOT_STATS.record(a, eff);
+    const s = snapshotOf(ls.hyp);
+    const watch = new HookWatch(ls, eff, step);
+    s.snapshot_hook = (stage) => watch.hook(stage);
+    let got: number;
+    try {
+      got = s.__pkvm_host_stage2_snapshot(a.desc);
+    } catch (e) {
+      if (e instanceof PoolExhausted) return { result: eff.result, modelResult: eff.result, failure: { property: 'harness-limit', step, message: e.message } };
+      throw e;
+    } finally {
+      s.snapshot_hook = null;
+    }
+    if (got !== eff.result) return { result: got, modelResult: eff.result, failure: { property: 'results-agree', step, message: `__pkvm_host_stage2_snapshot: model returned ${formatResult(eff.result)}, hyp returned ${formatResult(got)}` } };
+    return { result: got, modelResult: eff.result, failure: watch.failure ?? checkAfter(ls, a, eff, watch, mark, step) };
+  },
+};

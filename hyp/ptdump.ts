@@ -1,0 +1,64 @@
+// ptdump for stage-2 tables (arch/arm64/mm/ptdump.c style): one line per run of identical,
+// contiguous entries, `<IPA range> <size> <descriptor type> <access permissions> <mem_attributes>
+// <state or owner>`. Zero entries are skipped; annotations show their owner (`owner=hyp`), valid
+// entries their page state by name (from the software bits).
+import * as pt from './pgtable';
+import type { KvmPgtable, WalkEntry } from './pgtable';
+
+const OWNER_NAMES: Readonly<Record<number, string>> = { 0: 'host', 1: 'hyp' };
+
+const hexAddr = (pfn: number) => `0x${(pfn * 4096).toString(16).padStart(16, '0')}`;
+
+/** A size in pages as arm64 ptdump prints it: the largest unit that divides it. */
+export function ptdump_size(pages: number): string {
+  const kib = pages * 4;
+  if (kib % (1024 * 1024) === 0) return `${kib / (1024 * 1024)}G`;
+  if (kib % 1024 === 0) return `${kib / 1024}M`;
+  return `${kib}K`;
+}
+
+/** Everything ptdump shows of one entry except its address (entries in a run share it). */
+function describe(e: WalkEntry): string {
+  if (!pt.kvm_pte_valid(e.lo)) return `INVALID  ---  -  owner=${OWNER_NAMES[pt.kvm_invalid_pte_owner(e.lo)] ?? `id${pt.kvm_invalid_pte_owner(e.lo)}`}`;
+  const type = e.level === pt.KVM_PGTABLE_LAST_LEVEL ? 'PAGE' : 'BLOCK';
+  const r = e.lo & pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R ? 'R' : '-';
+  const w = e.lo & pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W ? 'W' : '-';
+  const x = e.hi & pt.KVM_PTE_LEAF_ATTR_HI_XN ? 'NX' : 'x';
+  const memattr = e.lo & pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL;
+  const attrs = memattr === pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL ? 'NORMAL' : memattr === pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE ? 'DEVICE' : `MEMATTR${memattr >>> 2}`;
+  const state = e.hi & pt.KVM_PGTABLE_PROT_SW0 ? 'SHARED_OWNED' : e.hi & pt.KVM_PGTABLE_PROT_SW1 ? 'SHARED_BORROWED' : 'OWNED';
+  return `${type}  ${r}${w}${x}  ${attrs}  ${state}`;
+}
+
+/**
+ * The dump of a whole table. Runs merge entries with the same description whose input ranges are
+ * contiguous and whose output addresses continue each other (valid entries).
+ */
+export function ptdump(pgt: KvmPgtable): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  let end = 0;
+  let desc = '';
+  let nextOut = -1;
+  const flush = () => {
+    if (desc !== '') lines.push(`${hexAddr(start)}-${hexAddr(end)}  ${ptdump_size(end - start)}  ${desc}`);
+  };
+  pgt.walk(0, pgt.ia_pages, {
+    leaf: (e) => {
+      const d = describe(e);
+      const size = pt.kvm_granule_pages(e.level);
+      const out = pt.kvm_pte_valid(e.lo) ? pt.kvm_pte_to_pfn(e.lo, e.hi) : -1;
+      if (d === desc && e.addr === end && (out < 0 || out === nextOut)) {
+        end += size;
+      } else {
+        flush();
+        start = e.addr;
+        end = e.addr + size;
+        desc = d;
+      }
+      nextOut = out < 0 ? -1 : out + size;
+    },
+  });
+  flush();
+  return lines;
+}
