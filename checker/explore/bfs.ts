@@ -21,7 +21,7 @@ import { resultName } from '../lockstep';
 import type { Coverage, Failure } from '../suite-types';
 import type { TraceStep } from '../vocabulary';
 import { buildAlphabet, type Action } from './alphabet';
-import { Canonicalizer, hash53 } from './canonical';
+import { Canonicalizer } from './canonical';
 import { LockstepEngine, ModelEngine, type Engine } from './engine';
 import { restoreModel, saveModel, type ModelSnapshot } from './snapshot';
 
@@ -92,7 +92,7 @@ class StateTable {
   }
 }
 
-/** Bytes the per-state records take: the hash set entry plus the typed-array columns. */
+/** Bytes of the typed-array columns per state (the hash set entry comes on top). */
 export const RECORD_BYTES = 4 + 4 + 2;
 
 export function explore(o: ExploreOptions): ExploreResult {
@@ -114,7 +114,7 @@ export function explore(o: ExploreOptions): ExploreResult {
   const cur: number[] = [0];
   const marks: number[] = [engine.mark()];
   const snaps: ModelSnapshot[] = [saveModel(engine.model, u.relevant)];
-  seen.add(hash53(canon.key(engine.model)));
+  seen.add(canon.key(engine.model));
   table.add(-1, -1, 0);
 
   const done = (failure: Failure | null, trace: TraceStep[] | null, complete: boolean): ExploreResult => ({
@@ -175,7 +175,7 @@ export function explore(o: ExploreOptions): ExploreResult {
       // The model changes only on success, except host_access, which changes only the fault log on failure.
       const changed = result !== undefined && (ts.call === 'host_access' ? result < 0 : result >= 0);
       if (changed) {
-        const h = hash53(canon.key(s));
+        const h = canon.key(s);
         if (!seen.has(h)) {
           seen.add(h);
           const id = table.add(head, a, d + 1);

@@ -11,7 +11,7 @@
 //   because every hot page gets the same single-page actions, and only applied when all hot pages
 //   lie in one 2 MiB block (so hyp's block mappings treat them alike) and there are at most 5.
 import type { Page, State } from '../../model';
-import { DEFAULT_PAGE } from '../../model';
+import { VM_HANDLE_OFFSET } from '../../types/config';
 import type { Universe } from './alphabet';
 
 const MAX_PERMUTED_PAGES = 5;
@@ -23,10 +23,19 @@ function permutations(n: number): number[][] {
   return out;
 }
 
+/** Hot pages are named by index in the key; other pfns by value, offset past any index. */
+const PFN_BASE = 1 << 8;
+
+/**
+ * Encodes states as vectors of small integers (no strings: this runs on every transition) and keys
+ * them by a hash of the lexicographically least vector over the symmetries in use.
+ */
 export class Canonicalizer {
   /** Each permutation maps hot page index j to its new index perm[j]. */
   private readonly perms: number[][];
   private readonly hotIndex = new Map<number, number>();
+  private best: number[] = [];
+  private cur: number[] = [];
 
   constructor(
     private readonly u: Universe,
@@ -42,51 +51,84 @@ export class Canonicalizer {
     return this.perms.length > 1;
   }
 
-  /** A string equal for two states exactly when they are the same up to the symmetries in use. */
-  key(s: State): string {
-    const vmName = new Map<number, string>();
-    for (const [h, vm] of s.vms) {
-      const slot = this.u.slots.indexOf(vm.first);
-      vmName.set(h, this.symmetry ? `s${slot}` : `s${slot}h${h}`);
-    }
-    let best: string | null = null;
+  /** A 53-bit key, equal for two states that are the same up to the symmetries in use. */
+  key(s: State): number {
+    let bestLen = -1;
     for (const perm of this.perms) {
-      const k = this.encode(s, perm, vmName);
-      if (best === null || k < best) best = k;
+      const n = this.encode(s, perm, this.cur);
+      if (bestLen < 0 || less(this.cur, n, this.best, bestLen)) {
+        [this.best, this.cur] = [this.cur, this.best];
+        bestLen = n;
+      }
     }
-    return best!;
+    return hashInts(this.best, bestLen);
   }
 
-  private encode(s: State, perm: readonly number[], vmName: Map<number, string>): string {
-    const pfnName = (pfn: number): string => {
+  /**
+   * A page as one integer: owner, use (VM pages as "a VM": with the donation ranges fixed per slot,
+   * the pfn already says which; without symmetry the handle itself), borrowers, guest count, pins.
+   */
+  private pageCode(p: Page | undefined): number {
+    if (p === undefined) return 0;
+    const use = p.use === 'free' ? 0 : p.use === 'hyp' ? 1 : this.symmetry ? 2 : 3 + p.use - VM_HANDLE_OFFSET;
+    return 1 + (p.owner === 'host' ? 0 : 1) + 2 * ((p.hyp ? 1 : 0) + 2 * ((p.ffa ? 1 : 0) + 2 * (p.pins + 1024 * (p.guests + 1024 * use))));
+  }
+
+  private encode(s: State, perm: readonly number[], out: number[]): number {
+    const pfnName = (pfn: number): number => {
       const i = this.hotIndex.get(pfn);
-      return i === undefined ? pfn.toString(36) : `#${perm[i]}`;
+      return i === undefined ? PFN_BASE + pfn : perm[i];
     };
-    const pageCode = (p: Page): string =>
-      `${p.owner === 'host' ? 'H' : 'Y'}${typeof p.use === 'number' ? (vmName.get(p.use) ?? `?${p.use}`) : p.use[0]}${p.hyp ? 'y' : ''}${p.ffa ? 'f' : ''}${p.guests}.${p.pins}`;
-    const hotCodes: string[] = new Array<string>(this.u.hot.length);
-    this.u.hot.forEach((pfn, j) => (hotCodes[perm[j]] = pageCode(s.pages.get(pfn) ?? DEFAULT_PAGE)));
-    let out = hotCodes.join(',');
-    for (let i = this.u.hot.length; i < this.u.relevant.length; i++) out += `,${pageCode(s.pages.get(this.u.relevant[i]) ?? DEFAULT_PAGE)}`;
-    const vms: string[] = [];
-    for (const [h, vm] of s.vms) {
-      const gfns = [...vm.gfns].sort((a, b) => a[0] - b[0]).map(([g, m]) => `${g}>${pfnName(m.pfn)}/${m.nr}/${m.prot.r ? 'R' : ''}${m.prot.w ? 'W' : ''}${m.prot.x ? 'X' : ''}`);
-      vms.push(`${vmName.get(h)}:${vm.nr}[${gfns.join(' ')}]`);
+    const { hot, relevant, slots } = this.u;
+    for (let j = 0; j < hot.length; j++) out[perm[j]] = this.pageCode(s.pages.get(hot[j]));
+    let n = hot.length;
+    for (let i = hot.length; i < relevant.length; i++) out[n++] = this.pageCode(s.pages.get(relevant[i]));
+    // VMs in slot order; each with its size, handle (without symmetry) and sorted guest mappings.
+    for (let slot = 0; slot < slots.length; slot++) {
+      let found = false;
+      for (const [h, vm] of s.vms) {
+        if (vm.first !== slots[slot]) continue;
+        found = true;
+        out[n++] = vm.nr;
+        out[n++] = this.symmetry ? 0 : h;
+        out[n++] = vm.gfns.size;
+        const gfns = [...vm.gfns.keys()].sort((a, b) => a - b);
+        for (const g of gfns) {
+          const m = vm.gfns.get(g)!;
+          out[n++] = g;
+          out[n++] = pfnName(m.pfn);
+          out[n++] = m.nr * 8 + (m.prot.r ? 4 : 0) + (m.prot.w ? 2 : 0) + (m.prot.x ? 1 : 0);
+        }
+      }
+      if (!found) out[n++] = -1;
     }
-    vms.sort();
     const f = s.faults;
-    return `${out}|${vms.join(';')}|${f.entries.map(pfnName).join(',')}${f.warned ? '!' : ''}${f.dropped}`;
+    out[n++] = f.entries.length;
+    for (const e of f.entries) out[n++] = pfnName(e);
+    out[n++] = f.warned ? 1 : 0;
+    out[n++] = f.dropped;
+    return n;
   }
 }
 
-/** cyrb53: a fast 53-bit string hash; states are stored as these numbers (hash compaction). */
-export function hash53(str: string): number {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
-  for (let i = 0; i < str.length; i++) {
-    const ch = str.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
+function less(a: readonly number[], an: number, b: readonly number[], bn: number): boolean {
+  const n = Math.min(an, bn);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return an < bn;
+}
+
+/** A 53-bit hash of the first `n` integers of `v` (cyrb53's mixing over 32-bit halves). */
+export function hashInts(v: readonly number[], n: number): number {
+  let h1 = 0xdeadbeef ^ n;
+  let h2 = 0x41c6ce57 ^ n;
+  for (let i = 0; i < n; i++) {
+    const x = v[i];
+    const lo = x | 0;
+    const hi = (x / 4294967296) | 0;
+    h1 = Math.imul(h1 ^ lo, 2654435761);
+    h2 = Math.imul(h2 ^ lo, 1597334677);
+    h1 = Math.imul(h1 ^ hi, 2246822507);
+    h2 = Math.imul(h2 ^ hi, 3266489909);
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
