@@ -92,11 +92,13 @@ export function pickCount(ctx: ResolveContext, pfn: number, d: number): number {
   const kind = d % 100;
   if (kind < 66) return 1;
   if (kind < 81) return 2 + (d >>> 8) % 7;
-  if (kind < 86) return PTRS_PER_TABLE;
-  if (kind < 91) return 0;
-  if (kind < 96) return [2 ** 32, 2 ** 50, PA_PFNS][(d >>> 8) % 3];
+  if (kind < 84) return PTRS_PER_TABLE;
+  if (kind < 90) return 0;
+  if (kind < 95) return [2 ** 32, 2 ** 50, PA_PFNS][(d >>> 8) % 3];
+  // Up to the region's end, or one page past it, when that is near: where range checks bite.
   const region = ctx.config.memory.find(([f, n]) => pfn >= f && pfn < f + n);
-  return region ? region[0] + region[1] - pfn + ((d >>> 8) % 2) : 1;
+  const toEnd = region ? region[0] + region[1] - pfn : 0;
+  return toEnd > 0 && toEnd <= 16 ? toEnd + ((d >>> 8) % 2) : 2 + (d >>> 8) % 7;
 }
 
 const PROTS: readonly Prot[] = [0, 1, 2, 3, 4, 5, 6, 7].map((b) => ({ r: (b & 4) !== 0, w: (b & 2) !== 0, x: (b & 1) !== 0 }));

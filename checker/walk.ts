@@ -18,9 +18,9 @@ export function translate(mem: PhysMem, pgt: KvmPgtable, addr: number): Translat
   for (;;) {
     const span = 2 ** (9 * (3 - level));
     const i = Math.floor(addr / span) % entries;
-    const t = table + Math.floor(i / 512);
-    const lo = mem.read32(t, 2 * (i % 512));
-    const hi = mem.read32(t, 2 * (i % 512) + 1);
+    const words = mem.pageView(table + Math.floor(i / 512));
+    const lo = words[2 * (i % 512)];
+    const hi = words[2 * (i % 512) + 1];
     if (level === 3 || (lo & 3) !== 3) return { level, lo, hi };
     table = kvm_pte_to_pfn(lo, hi);
     entries = 512;

@@ -9,6 +9,8 @@ export type Actor = 'host' | 'hyp';
 /** 32-bit words per page. */
 export const PAGE_WORDS = 1024;
 
+const ZERO_PAGE = new Uint32Array(PAGE_WORDS);
+
 export class PhysMem {
   private readonly pages = new Map<number, Uint32Array>();
   /** Journaled cells: index >= 0 here is encoded as journal address -(index + 1). */
@@ -42,6 +44,11 @@ export class PhysMem {
   setCell(i: number, v: number): void {
     this.log(-(i + 1), this.cells[i]);
     this.cells[i] = v;
+  }
+
+  /** A page's words for reading (a shared zero page when it was never written); never write to it. */
+  pageView(pfn: number): Uint32Array {
+    return this.pages.get(pfn) ?? ZERO_PAGE;
   }
 
   read32(pfn: number, word: number): number {

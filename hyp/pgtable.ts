@@ -209,13 +209,17 @@ export class KvmPgtable {
     const top = kvm_granule_pages(this.start_level);
     for (let a = addr - (addr % top); a < end; a += top) {
       const i = this.index(a, this.start_level);
-      this.walkEntry(this.pgd + Math.floor(i / PTRS_PER_PTE), i % PTRS_PER_PTE, a, this.start_level, addr, end, visitor);
+      const table = this.pgd + Math.floor(i / PTRS_PER_PTE);
+      const words = this.mem.pageView(table);
+      const j = i % PTRS_PER_PTE;
+      if (words[2 * j] !== 0 || words[2 * j + 1] !== 0) this.walkEntry(table, j, a, this.start_level, addr, end, visitor);
     }
   }
 
   private walkEntry(table: number, index: number, a: number, level: number, from: number, end: number, v: KvmPgtableVisitor): void {
-    const lo = this.mem.read32(table, 2 * index);
-    const hi = this.mem.read32(table, 2 * index + 1);
+    const words = this.mem.pageView(table);
+    const lo = words[2 * index];
+    const hi = words[2 * index + 1];
     if (lo === 0 && hi === 0) return;
     const e: WalkEntry = { addr: a, level, lo, hi, table, index };
     if (!kvm_pte_table(lo, level)) {
@@ -224,12 +228,13 @@ export class KvmPgtable {
     }
     v.tablePre?.(e);
     const child = kvm_pte_to_pfn(lo, hi);
+    const childWords = this.mem.pageView(child);
     const size = kvm_granule_pages(level + 1);
-    for (let i = 0; i < PTRS_PER_PTE; i++) {
+    const first = Math.max(0, Math.floor((from - a) / size));
+    for (let i = first; i < PTRS_PER_PTE; i++) {
       const ca = a + i * size;
-      if (ca + size <= from) continue;
       if (ca >= end) break;
-      this.walkEntry(child, i, ca, level + 1, from, end, v);
+      if (childWords[2 * i] !== 0 || childWords[2 * i + 1] !== 0) this.walkEntry(child, i, ca, level + 1, from, end, v);
     }
     v.tablePost?.(e);
   }
