@@ -42,22 +42,27 @@ export class StackMemory {
     this.maps.push({ space, va, end: va + BigInt(bytes.byteLength), view });
   }
 
-  private find(space: AddressSpace, addr: bigint, write: boolean): { view: DataView; off: number } {
-    for (const m of this.maps) if (m.space === space && addr >= m.va && addr + 8n <= m.end) return { view: m.view, off: Number(addr - m.va) };
+  /** The mapping that holds [addr, addr + 8); the last one used is tried first. */
+  private find(space: AddressSpace, addr: bigint, write: boolean): Mapping {
+    const last = this.last;
+    if (last && last.space === space && addr >= last.va && addr + 8n <= last.end) return last;
+    for (const m of this.maps) if (m.space === space && addr >= m.va && addr + 8n <= m.end) return (this.last = m);
     throw new MemoryFault(space, addr, write);
   }
+
+  private last: Mapping | null = null;
 
   /** An 8-byte little-endian load. */
   read64(space: AddressSpace, addr: bigint): bigint {
     this.observer?.(space, addr, false);
-    const { view, off } = this.find(space, addr, false);
-    return view.getBigUint64(off, true);
+    const m = this.find(space, addr, false);
+    return m.view.getBigUint64(Number(addr - m.va), true);
   }
 
   /** An 8-byte little-endian store. */
   write64(space: AddressSpace, addr: bigint, value: bigint): void {
     this.observer?.(space, addr, true);
-    const { view, off } = this.find(space, addr, true);
-    view.setBigUint64(off, u64(value), true);
+    const m = this.find(space, addr, true);
+    m.view.setBigUint64(Number(addr - m.va), u64(value), true);
   }
 }

@@ -81,8 +81,10 @@ export const HYP_FUNCTIONS: readonly HypFunction[] = [...SAMPLE.map(([link, ...r
   a.link < b.link ? -1 : 1,
 );
 
+const BY_NAME = new Map(HYP_FUNCTIONS.map((f) => [f.name, f]));
+
 export function hypFunction(name: string): HypFunction {
-  const f = HYP_FUNCTIONS.find((x) => x.name === name);
+  const f = BY_NAME.get(name);
   if (!f) throw new Error(`no hyp function ${name}`);
   return f;
 }
