@@ -90,6 +90,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     statesPerSecond: Math.round(r.states / seconds),
     counterexample,
     transitionsPerSecond: Math.round(r.transitions / seconds),
+    abstractStates: r.abstractStates,
     complete: r.complete,
     durationMs: Math.round(r.durationMs),
     modelOnly,
@@ -108,7 +109,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
 
 function printHuman(r: ExploreResult, out: { statesPerSecond: number; transitionsPerSecond: number; bytesPerState: number; counterexample: string | null; inject: string | null }, bound: number | null): void {
   const lines = [
-    `explore: ${r.states} states, ${r.transitions} transitions, depth ${r.depth}${bound === null ? ' (fixpoint)' : ` (bound ${bound})`}, ${(r.durationMs / 1000).toFixed(2)} s`,
+    `explore: ${r.states} states (${r.abstractStates} model states), ${r.transitions} transitions, depth ${r.depth}${bound === null ? ' (fixpoint)' : ` (bound ${bound})`}, ${(r.durationMs / 1000).toFixed(2)} s`,
     `  ${out.statesPerSecond} states/s, ${out.transitionsPerSecond} transitions/s, ~${out.bytesPerState} bytes/state, alphabet of ${r.alphabet} actions${r.pageSymmetry ? ', page symmetry' : ''}`,
     `  coverage: ${Object.entries(r.coverage)
       .map(([call, row]) => `${call} {${Object.keys(row).sort().join(' ')}}`)

@@ -10,9 +10,13 @@
 // costs about one replayed call per expanded state on average, and at most O(depth). Each transition
 // is then one call plus a journal undo (proportional to the words the call wrote).
 //
-// States are deduplicated on the model (abstract) state only: hyp states that abstract to the same
-// model state (e.g. lazily faulted host mappings) are merged, and only the first path to reach a state
-// is checked beyond it.
+// States are deduplicated on the model (abstract) state plus the one part of hyp's state the model
+// does not determine: the host stage-2, which hyp builds lazily (a successful host access may map a
+// block) and splits on ownership changes. For each relevant pfn the key holds the host stage-2 leaf
+// for it (level; zero, valid or annotation), so a block mapped over a hot page is a different state
+// from the same page unmapped. Other hyp detail (which pool page backs which table, MMIO mappings) is
+// not in the key: two paths reaching states that differ only there are merged, and only the first
+// is explored further. `abstractStates` counts the distinct model states alone.
 import type { MachineConfig } from '../../types/config';
 import { DEFAULT_CONFIG } from '../../types/config';
 import type { CallName } from '../../types/calls';
@@ -20,6 +24,8 @@ import type { HypBug } from '../bugs/ownership';
 import { resultName } from '../lockstep';
 import type { Coverage, Failure } from '../suite-types';
 import type { TraceStep } from '../vocabulary';
+import { isValid, isZero, translate } from '../walk';
+import type { State } from '../../model';
 import { buildAlphabet, type Action } from './alphabet';
 import { Canonicalizer } from './canonical';
 import { LockstepEngine, ModelEngine, type Engine } from './engine';
@@ -44,6 +50,8 @@ export interface ExploreOptions {
 export interface ExploreResult {
   readonly ok: boolean;
   readonly states: number;
+  /** Distinct model states among them (equal to `states` with --model-only). */
+  readonly abstractStates: number;
   readonly transitions: number;
   /** Largest depth of a state found. */
   readonly depth: number;
@@ -98,9 +106,15 @@ export const RECORD_BYTES = 4 + 4 + 2;
 export function explore(o: ExploreOptions): ExploreResult {
   const config = o.config ?? DEFAULT_CONFIG;
   const { universe: u, actions } = buildAlphabet({ ...o, config });
-  const canon = new Canonicalizer(u, o.symmetry);
   const engine: Engine = o.modelOnly ? new ModelEngine(config) : new LockstepEngine(config, o.bugs ?? []);
+  const abstract = new Canonicalizer(u, o.symmetry);
+  const canon = engine instanceof LockstepEngine ? new Canonicalizer(u, o.symmetry, hostStage2Shape(engine)) : abstract;
   const seen = new Set<number>();
+  const seenAbstract = new Set<number>();
+  const key = (st: State): number => {
+    if (canon !== abstract) seenAbstract.add(abstract.key(st));
+    return canon.key(st);
+  };
   const table = new StateTable();
   const coverage: Coverage = {};
   const heapBefore = process.memoryUsage().heapUsed;
@@ -114,12 +128,13 @@ export function explore(o: ExploreOptions): ExploreResult {
   const cur: number[] = [0];
   const marks: number[] = [engine.mark()];
   const snaps: ModelSnapshot[] = [saveModel(engine.model, u.relevant)];
-  seen.add(canon.key(engine.model));
+  seen.add(key(engine.model));
   table.add(-1, -1, 0);
 
   const done = (failure: Failure | null, trace: TraceStep[] | null, complete: boolean): ExploreResult => ({
     ok: failure === null,
     states: table.count,
+    abstractStates: canon === abstract ? table.count : seenAbstract.size,
     transitions,
     depth: maxDepth,
     complete,
@@ -172,10 +187,11 @@ export function explore(o: ExploreOptions): ExploreResult {
         row[key] = (row[key] ?? 0) + 1;
       }
       if (failure) return done(failure, [...stepsOf(config, actions, table, table.path(head)), ts], false);
-      // The model changes only on success, except host_access, which changes only the fault log on failure.
-      const changed = result !== undefined && (ts.call === 'host_access' ? result < 0 : result >= 0);
+      // The model changes only on success, except host_access, which changes only the fault log on
+      // failure; a successful host access may still map a block in hyp's host stage-2.
+      const changed = result !== undefined && (ts.call === 'host_access' ? result < 0 || canon !== abstract : result >= 0);
       if (changed) {
-        const h = canon.key(s);
+        const h = key(s);
         if (!seen.has(h)) {
           seen.add(h);
           const id = table.add(head, a, d + 1);
@@ -196,6 +212,15 @@ export function explore(o: ExploreOptions): ExploreResult {
     }
   }
   return done(null, null, true);
+}
+
+/** Host stage-2 leaf of a pfn as a small integer: level * 3 + (zero 0, valid 1, annotation 2). */
+function hostStage2Shape(engine: LockstepEngine): (pfn: number) => number {
+  const hyp = engine.ls.hyp;
+  return (pfn) => {
+    const t = translate(hyp.mem, hyp.host_mmu, pfn);
+    return t.level * 3 + (isZero(t) ? 0 : isValid(t) ? 1 : 2);
+  };
 }
 
 /** The concrete steps along a path of state ids (VM slots resolved to handles by replaying the model). */

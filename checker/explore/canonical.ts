@@ -37,9 +37,14 @@ export class Canonicalizer {
   private best: number[] = [];
   private cur: number[] = [];
 
+  /**
+   * `shape`, when given, adds a small integer per relevant pfn for hyp state the model does not
+   * determine (the lazily built host stage-2: see bfs.ts); it moves with its page under permutations.
+   */
   constructor(
     private readonly u: Universe,
     readonly symmetry: boolean,
+    private readonly shape: ((pfn: number) => number) | null = null,
   ) {
     u.hot.forEach((p, i) => this.hotIndex.set(p, i));
     const permute = symmetry && u.hotInOneBlock && u.hot.length <= MAX_PERMUTED_PAGES;
@@ -68,10 +73,11 @@ export class Canonicalizer {
    * A page as one integer: owner, use (VM pages as "a VM": with the donation ranges fixed per slot,
    * the pfn already says which; without symmetry the handle itself), borrowers, guest count, pins.
    */
-  private pageCode(p: Page | undefined): number {
-    if (p === undefined) return 0;
+  private pageCode(pfn: number, p: Page | undefined): number {
+    const extra = this.shape === null ? 0 : this.shape(pfn) * 2 ** 40;
+    if (p === undefined) return extra;
     const use = p.use === 'free' ? 0 : p.use === 'hyp' ? 1 : this.symmetry ? 2 : 3 + p.use - VM_HANDLE_OFFSET;
-    return 1 + (p.owner === 'host' ? 0 : 1) + 2 * ((p.hyp ? 1 : 0) + 2 * ((p.ffa ? 1 : 0) + 2 * (p.pins + 1024 * (p.guests + 1024 * use))));
+    return extra + 1 + (p.owner === 'host' ? 0 : 1) + 2 * ((p.hyp ? 1 : 0) + 2 * ((p.ffa ? 1 : 0) + 2 * (p.pins + 1024 * (p.guests + 1024 * use))));
   }
 
   private encode(s: State, perm: readonly number[], out: number[]): number {
@@ -80,9 +86,9 @@ export class Canonicalizer {
       return i === undefined ? PFN_BASE + pfn : perm[i];
     };
     const { hot, relevant, slots } = this.u;
-    for (let j = 0; j < hot.length; j++) out[perm[j]] = this.pageCode(s.pages.get(hot[j]));
+    for (let j = 0; j < hot.length; j++) out[perm[j]] = this.pageCode(hot[j], s.pages.get(hot[j]));
     let n = hot.length;
-    for (let i = hot.length; i < relevant.length; i++) out[n++] = this.pageCode(s.pages.get(relevant[i]));
+    for (let i = hot.length; i < relevant.length; i++) out[n++] = this.pageCode(relevant[i], s.pages.get(relevant[i]));
     // VMs in slot order; each with its size, handle (without symmetry) and sorted guest mappings.
     for (let slot = 0; slot < slots.length; slot++) {
       let found = false;
