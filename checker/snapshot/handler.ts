@@ -94,10 +94,12 @@ function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: H
   const bad = ls.hyp.mem.diffSince(mark).filter(([addr]) => !allowed(addr));
   if (bad.length > 0) {
     const [addr, then, now] = bad[0];
+    const pfn = addr >= 0 ? Math.floor(addr / 1024) : -1;
+    const whose = eff.units.some((u) => u.includes(pfn)) ? 'a page the snapshot took' : 'a page the host kept throughout the call';
     return {
       property: success ? 'snapshot-writes-only-its-output' : 'failed-call-changes-nothing',
       step,
-      message: `snapshot ${success ? 'succeeded' : `failed with ${formatResult(eff.result)}`} but changed ${bad.length} location(s) it may not, first ${ls.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}`,
+      message: `snapshot ${success ? 'succeeded' : `failed with ${formatResult(eff.result)}`} but changed ${bad.length} location(s) it may not, first ${ls.hyp.mem.describe(addr)} (${whose}): 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}`,
     };
   }
   const pages = new Set<number>(eff.units.flat());
