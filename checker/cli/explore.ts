@@ -99,6 +99,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     inject: bug?.id ?? null,
     alphabet: r.alphabet,
     bytesPerState,
+    heapBytesPerState: r.heapBytesPerState,
     failure: r.failure,
     coverage: r.coverage,
   };

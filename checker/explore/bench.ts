@@ -6,6 +6,7 @@ import { explore, type ExploreOptions } from './bfs';
 export interface ExploreBench {
   readonly modelOnlyTransitionsPerSecond: number;
   readonly lockstepTransitionsPerSecond: number;
+  /** What the explorer stores per state (hash slots + columns); heap deltas are too noisy to report. */
   readonly bytesPerState: number;
 }
 

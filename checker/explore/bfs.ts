@@ -1,8 +1,9 @@
 // Breadth-first exploration of every call sequence over the alphabet, model and hyp in lockstep.
 //
-// Memory: per state only its 53-bit hash (in a Set), its parent's index, the action that reached it
-// and its depth (hash compaction, as SPIN's -DHC: a collision could merge two states, with
-// probability about n^2 / 2^54). No copy of hyp or of the model is kept per state.
+// Memory: per state only its 53-bit hash (in an open-addressing table), its parent's index, the
+// action that reached it and its depth: about 26 to 42 bytes (hash compaction, as SPIN's -DHC: a
+// collision could merge two states, with probability about n^2 / 2^54). No copy of hyp or of the
+// model is kept per state; the explorer holds one model snapshot per depth of the current path.
 //
 // Restoring hyp for an expansion: the explorer keeps the path to the state it is at, with a hyp
 // journal mark and a model snapshot per depth. Going to the next state of the queue rolls back to the
@@ -28,6 +29,7 @@ import { isValid, isZero, translate } from '../walk';
 import type { State } from '../../model';
 import { buildAlphabet, type Action } from './alphabet';
 import { Canonicalizer } from './canonical';
+import { HashSet53 } from './hash-set';
 import { LockstepEngine, ModelEngine, type Engine } from './engine';
 import { restoreModel, saveModel, type ModelSnapshot } from './snapshot';
 
@@ -64,8 +66,10 @@ export interface ExploreResult {
   readonly failure: Failure | null;
   /** The shortest failing sequence (BFS order), when a check failed. */
   readonly trace: readonly TraceStep[] | null;
-  /** Heap growth during the search divided by the states stored (noisy for small searches). */
+  /** Bytes stored per state: hash table slots plus the parent/action/depth columns. */
   readonly bytesPerState: number;
+  /** Heap growth during the search divided by the states (noisy for small searches). */
+  readonly heapBytesPerState: number;
 }
 
 /** Growable typed arrays for the per-state records. */
@@ -109,8 +113,8 @@ export function explore(o: ExploreOptions): ExploreResult {
   const engine: Engine = o.modelOnly ? new ModelEngine(config) : new LockstepEngine(config, o.bugs ?? []);
   const abstract = new Canonicalizer(u, o.symmetry);
   const canon = engine instanceof LockstepEngine ? new Canonicalizer(u, o.symmetry, hostStage2Shape(engine)) : abstract;
-  const seen = new Set<number>();
-  const seenAbstract = new Set<number>();
+  const seen = new HashSet53();
+  const seenAbstract = new HashSet53();
   const key = (st: State): number => {
     if (canon !== abstract) seenAbstract.add(abstract.key(st));
     return canon.key(st);
@@ -144,7 +148,8 @@ export function explore(o: ExploreOptions): ExploreResult {
     coverage,
     failure,
     trace,
-    bytesPerState: Math.max(RECORD_BYTES, Math.round((process.memoryUsage().heapUsed - heapBefore) / table.count)),
+    bytesPerState: Math.round((seen.bytes + (canon === abstract ? 0 : seenAbstract.bytes) + table.parent.length * RECORD_BYTES) / table.count),
+    heapBytesPerState: Math.round((process.memoryUsage().heapUsed - heapBefore) / table.count),
   });
 
   const rootFailure = engine.finish();
@@ -191,9 +196,7 @@ export function explore(o: ExploreOptions): ExploreResult {
       // failure; a successful host access may still map a block in hyp's host stage-2.
       const changed = result !== undefined && (ts.call === 'host_access' ? result < 0 || canon !== abstract : result >= 0);
       if (changed) {
-        const h = key(s);
-        if (!seen.has(h)) {
-          seen.add(h);
+        if (seen.add(key(s))) {
           const id = table.add(head, a, d + 1);
           if (d + 1 > maxDepth) maxDepth = d + 1;
           const f = engine.finish();
