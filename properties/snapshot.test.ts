@@ -111,6 +111,64 @@ describe('host stage-2 snapshot', () => {
     expect(checked).toBeGreaterThan(20);
   });
 
+  test('ptdump prints one line per run: type, permissions, attributes, state or owner', () => {
+    ls.reset();
+    const steps: TraceStep[] = [
+      { call: 'host_access', args: { pfn: 0x40100, write: true } },
+      { call: 'host_access', args: { pfn: 0x3ff00, write: false } },
+      { call: '__pkvm_host_share_hyp', args: { pfn: 0x40400 } },
+      { call: 'host_access', args: { pfn: 0x40401, write: false } },
+    ];
+    steps.forEach((st, i) => expect(ls.step(st, i)).toBeNull());
+    const [first, nr] = ls.hyp.layout.carveout;
+    const hexPa = (pfn: number) => `0x${(pfn * 4096).toString(16).padStart(16, '0')}`;
+    expect(ptdump(ls.hyp.host_mmu)).toEqual([
+      '0x0000000000000000-0x0000000040000000  1G  BLOCK  RWNX  DEVICE  OWNED',
+      '0x0000000040000000-0x0000000040200000  2M  BLOCK  RWx  NORMAL  OWNED',
+      '0x0000000040400000-0x0000000040401000  4K  PAGE  RWx  NORMAL  SHARED_OWNED',
+      '0x0000000040401000-0x0000000040402000  4K  PAGE  RWx  NORMAL  OWNED',
+      `${hexPa(first)}-${hexPa(first + nr)}  ${nr * 4}K  INVALID  ---  -  owner=hyp`,
+    ]);
+  });
+
+  test('hyp reports every internal step: each donation, each copied table, teardown', () => {
+    ls.reset();
+    const stages: string[] = [];
+    const s = snapshotOf(ls.hyp);
+    const call = s.__pkvm_host_stage2_snapshot.bind(s);
+    // Chains onto the hook the handler installs, for the whole call.
+    s.__pkvm_host_stage2_snapshot = (desc) => {
+      const hook = s.snapshot_hook;
+      s.snapshot_hook = (stage) => {
+        stages.push(stage);
+        hook?.(stage);
+      };
+      try {
+        return call(desc);
+      } finally {
+        s.snapshot_hook = hook;
+      }
+    };
+    try {
+      const mc = [0x40010, 0x40011, 0x40012, 0x40013].map((p) => p * 4096);
+      const step: TraceStep = {
+        call: '__pkvm_host_stage2_snapshot',
+        args: { desc: 0x40003000, pgd: 0x40004000, pgd_pages: 2, mc, mc_nr_pages: 4, mc_tail: 0, used: 0x40006000, num_used_pages: 2, used_pages_indx: 0 },
+      };
+      expect(ls.step(step, 0)).toBeNull();
+    } finally {
+      s.__pkvm_host_stage2_snapshot = call;
+    }
+    // Descriptor, PGD, four memcache pages, the array; then the copy's tables; then the teardown.
+    expect(stages.filter((x) => x.startsWith('donated'))).toHaveLength(7);
+    let tables = 0;
+    snapshotPgtable(ls.hyp, 0x40004000).walk(0, ls.hyp.host_mmu.ia_pages, { tablePre: () => tables++ });
+    expect(tables).toBeGreaterThan(0);
+    expect(stages.filter((x) => x.startsWith('copied table'))).toHaveLength(tables);
+    expect(stages.slice(-2)).toEqual(['teardown begin', 'teardown end']);
+    expect(ls.results[0]).toBe(0x40004000);
+  });
+
   test('the default generator reaches an exactly-full used-pages array and a cyclic memcache list (>= 3% each)', () => {
     const rng = fc.sample(fc.array(fc.nat({ max: 0xffffffff }), { minLength: 200, maxLength: 200 }), { seed: 42, numRuns: 1 })[0];
     let r = 0;
