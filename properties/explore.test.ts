@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CallName } from '../types/calls';
 import { explore, type ExploreOptions } from '../checker/explore/bfs';
+import { HashSet53 } from '../checker/explore/hash-set';
 import { OWNERSHIP_BUGS } from '../checker/bugs/ownership';
 import { exploreCommand } from '../checker/cli/explore';
 import { UsageError } from '../checker/cli/usage';
@@ -159,5 +160,25 @@ describe('symmetry reduction', () => {
     expect(pagesReduced.pageSymmetry).toBe(true);
     expect(pagesReduced.states).toBeLessThan(pagesPlain.states);
     expect(pagesReduced.depth).toBe(pagesPlain.depth);
+  });
+});
+
+describe('visited set', () => {
+  it('agrees with a Set on 53-bit keys across growth, including 0 and 2^53 - 1', () => {
+    const ours = new HashSet53();
+    const reference = new Set<number>();
+    let x = 12345;
+    for (let i = 0; i < 20000; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const key = i % 3 === 0 ? x % 5000 : x * 2097152 + (i % 2097152); // repeats, and large keys
+      expect(ours.add(key)).toBe(!reference.has(key));
+      reference.add(key);
+    }
+    for (const key of [0, 1, 2 ** 53 - 1]) {
+      expect(ours.add(key)).toBe(!reference.has(key));
+      reference.add(key);
+      expect(ours.add(key)).toBe(false);
+    }
+    expect(ours.size).toBe(reference.size);
   });
 });

@@ -24,6 +24,9 @@ export interface Engine {
   finish(): Failure | null;
 }
 
+/** The explorer's steps name VMs by handle, never by "$N", so no earlier results are needed. */
+const NO_RESULTS: readonly number[] = [];
+
 export class ModelEngine implements Engine {
   model: State;
   private readonly carveout;
@@ -38,7 +41,7 @@ export class ModelEngine implements Engine {
   }
 
   step(ts: TraceStep): { result: number; failure: null } {
-    return { result: execModel(this.model, resolveStep(ts, [])), failure: null };
+    return { result: execModel(this.model, resolveStep(ts, NO_RESULTS)), failure: null };
   }
 
   mark(): number {

@@ -5,10 +5,17 @@ export class HashSet53 {
   private table = new Float64Array(1 << 12);
   private mask = this.table.length - 1;
   size = 0;
+  private hasZero = false;
 
   /** Adds `h` (a non-negative integer below 2^53); false when it was already there. */
-  add(h: number): boolean {
-    const key = h === 0 ? 1 : h; // 0 marks an empty slot (merging hashes 0 and 1 costs nothing measurable)
+  add(key: number): boolean {
+    if (key === 0) {
+      // 0 marks an empty slot, so the key 0 is kept aside.
+      if (this.hasZero) return false;
+      this.hasZero = true;
+      this.size++;
+      return true;
+    }
     let i = (key ^ (key / 4294967296)) & this.mask;
     for (;;) {
       const k = this.table[i];
