@@ -11,10 +11,8 @@ import { annotationOwner, isValid, isZero, translate } from './walk';
 /** A page as hyp's state describes it; `owner` may name an unexpected annotation ("id 7"). */
 export type AbstractPage = Omit<Page, 'owner'> & { readonly owner: string };
 
-export function abstractPage(hyp: Pkvm, pfn: number): AbstractPage {
-  const host = translate(hyp.mem, hyp.host_mmu, pfn);
+export function abstractPage(hyp: Pkvm, pfn: number, host = translate(hyp.mem, hyp.host_mmu, pfn), hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn)): AbstractPage {
   const owner = isValid(host) || isZero(host) ? 'host' : annotationOwner(host) === 1 ? 'hyp' : `id ${annotationOwner(host)}`;
-  const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
   const borrowed = isValid(hypLeaf) && (hypLeaf.hi & KVM_PGTABLE_PROT_SW1) !== 0;
   const flags = hyp.vmemmap.flags(pfn);
   let use: AbstractPage['use'] = 'free';
@@ -52,7 +50,7 @@ export function nonDefaultPages(hyp: Pkvm, [skipFrom, skipTo]: [number, number] 
 
 /** A VM's guest mappings in the model's per-gfn form: gfn -> "pfn nr prot". */
 export function guestMappings(hyp: Pkvm, handle: number): Map<number, string> {
-  const vm = hyp.vms().find((v) => v.handle === handle);
+  const vm = hyp.vm(handle);
   const out = new Map<number, string>();
   vm?.pgt.walk(0, vm.pgt.ia_pages, {
     leaf: (e) => {

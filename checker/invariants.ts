@@ -17,17 +17,17 @@ const fail = (property: string, step: number, message: string): Failure => ({ pr
 export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): Failure | null {
   if (!isMemory(model.config, pfn)) return null;
   const want = page(model, pfn);
-  const got = abstractPage(hyp, pfn);
+  const host = translate(hyp.mem, hyp.host_mmu, pfn);
+  const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
+  const got = abstractPage(hyp, pfn, host, hypLeaf);
   if (pageKey(want) !== pageKey(got)) return fail('state-agrees', step, `pfn ${hex(pfn)}: model ${pageKey(want)}, hyp ${pageKey(got)}`);
   // The host reaches a page through a valid identity leaf, or a zero entry that its fault would map.
-  const host = translate(hyp.mem, hyp.host_mmu, pfn);
   const hostReaches = (isValid(host) && outputPfn(host, pfn) === pfn) || isZero(host);
   const hs = hostState(want);
   if (hostReaches !== (hs === 'OWNED' || hs === 'SHARED_OWNED'))
     return fail('host-reaches-only-its-pages', step, `pfn ${hex(pfn)}: host state ${hs} but the host stage-2 ${hostReaches ? 'lets the host reach it' : 'blocks it'}`);
   if (isValid(host) && ((host.hi & KVM_PGTABLE_PROT_SW0) !== 0) !== (hs === 'SHARED_OWNED'))
     return fail('sharing-bookkeeping', step, `pfn ${hex(pfn)}: host state ${hs} but the stage-2 software bits say ${(host.hi & KVM_PGTABLE_PROT_SW0) !== 0 ? 'SHARED_OWNED' : 'OWNED'}`);
-  const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
   const ys = hypState(want);
   const hypMaps = isValid(hypLeaf) && outputPfn(hypLeaf, pfn) === pfn;
   if (hypMaps !== (ys === 'OWNED' || ys === 'SHARED_BORROWED'))
@@ -38,7 +38,7 @@ export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): F
 /** The guest mappings of one VM agree. */
 export function checkVm(model: State, hyp: Pkvm, handle: number, step: number): Failure | null {
   const vm = model.vms.get(handle);
-  const hypVm = hyp.vms().find((v) => v.handle === handle);
+  const hypVm = hyp.vm(handle);
   if (!vm !== !hypVm) return fail('state-agrees', step, `vm ${hex(handle)}: model ${vm ? 'has it' : 'has no such VM'}, hyp ${hypVm ? 'has it' : 'has no such VM'}`);
   if (!vm || !hypVm) return null;
   if (vm.first !== hypVm.first || vm.nr !== hypVm.nr)

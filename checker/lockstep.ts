@@ -3,7 +3,7 @@
 import type { Call } from '../types/calls';
 import { ERRNO_NAMES } from '../types/errno';
 import type { MachineConfig } from '../types/config';
-import { execModel, initialState, page, type State } from '../model';
+import { cloneState, execModel, initialState, page, type State } from '../model';
 import { Pkvm } from '../hyp/pkvm';
 import { handle_host_hcall } from '../hyp/hyp-main';
 import { PoolExhausted } from '../hyp/pool';
@@ -22,6 +22,8 @@ export const resultName = (r: number): string => (r > 0 ? 'handle' : r === 0 ? '
 export class Lockstep {
   readonly hyp: Pkvm;
   model: State;
+  /** The model at boot, copied for every sequence. */
+  private readonly boot: State;
   /** Results of the steps run so far (for "$N" references), and what the model said each should be. */
   results: number[] = [];
   modelResults: number[] = [];
@@ -38,7 +40,8 @@ export class Lockstep {
   ) {
     this.hyp = new Pkvm(config);
     for (const b of bugs) b.inject(this.hyp);
-    this.model = initialState(config, [this.hyp.layout.carveout]);
+    this.boot = initialState(config, [this.hyp.layout.carveout]);
+    this.model = cloneState(this.boot);
     // "Hyp writes only pages hyp owns", checked at the moment of every write. Between two writes to
     // the same page nothing else was written, so no ownership changed: one check covers the run.
     this.hyp.mem.onHypWrite = (pfn) => {
@@ -53,7 +56,7 @@ export class Lockstep {
   /** Back to the state at boot, for the next sequence. */
   reset(): void {
     this.hyp.mem.undo(0);
-    this.model = initialState(this.config, [this.hyp.layout.carveout]);
+    this.model = cloneState(this.boot);
     this.results = [];
     this.modelResults = [];
     this.writeViolation = null;

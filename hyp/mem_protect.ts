@@ -30,6 +30,12 @@ const MMIO_LO = KVM_PTE_VALID | KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE | KVM_PTE
 /** Leaf descriptor: page type at level 3, block above. */
 export const leafType = (level: number): number => (level === KVM_PGTABLE_LAST_LEVEL ? KVM_PTE_TYPE : 0);
 
+/** The first page after the block (at `level`) that holds `pfn`. */
+const nextBlock = (pfn: number, level: number): number => {
+  const size = kvm_granule_pages(level);
+  return pfn - (pfn % size) + size;
+};
+
 export class Hyp {
   readonly mem = new PhysMem();
   readonly vmemmap: HypVmemmap;
@@ -109,13 +115,20 @@ export class Hyp {
     return kvm_pte_valid(this.hyp_pgt.leafLo) ? pteState(this.hyp_pgt.leafHi) : PKVM_NOPAGE;
   }
 
+  /** Every page of the range is in `state`; one lookup covers the whole block the walk stopped at. */
   __host_check_page_state_range(pfn: number, nr: number, state: number): number {
-    for (let i = 0; i < nr; i++) if (this.host_get_page_state(pfn + i) !== state) return -EPERM;
+    for (let p = pfn; p < pfn + nr; ) {
+      if (this.host_get_page_state(p) !== state) return -EPERM;
+      p = nextBlock(p, this.host_mmu.leafLevel);
+    }
     return 0;
   }
 
   __hyp_check_page_state_range(pfn: number, nr: number, state: number): number {
-    for (let i = 0; i < nr; i++) if (this.hyp_get_page_state(pfn + i) !== state) return -EPERM;
+    for (let p = pfn; p < pfn + nr; ) {
+      if (this.hyp_get_page_state(p) !== state) return -EPERM;
+      p = nextBlock(p, this.hyp_pgt.leafLevel);
+    }
     return 0;
   }
 

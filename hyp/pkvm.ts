@@ -32,9 +32,14 @@ export class Pkvm extends Hyp {
     return Number.isInteger(slot) && slot >= 0 && slot < MAX_VMS && this.mem.cell(this.vmCells + slot * SLOT_CELLS + IN_USE) ? slot : -1;
   }
 
+  /** One KvmPgtable object per slot, rebuilt only when the slot's PGD moves. */
+  private readonly pgtCache: (KvmPgtable | undefined)[] = [];
+
   /** The guest stage-2 of a VM slot: tables from the VM's pool, then from hyp's guest reserve. */
   private guestPgt(slot: number): KvmPgtable {
     const first = this.mem.cell(this.vmCells + slot * SLOT_CELLS + FIRST);
+    const cached = this.pgtCache[slot];
+    if (cached && cached.pgd === first + 1) return cached;
     const pool = this.vmPools[slot];
     const ops = {
       zalloc_page: () => {
@@ -43,16 +48,25 @@ export class Pkvm extends Hyp {
       },
       put_page: (p: number) => (pool.contains(p) ? pool.free(p) : this.guest_reserve.free(p)),
     };
-    return new KvmPgtable(this.mem, this.vmemmap, ops, 1, first + 1, GUEST_PGD_PAGES, GUEST_IPA_PFNS);
+    const pgt = new KvmPgtable(this.mem, this.vmemmap, ops, 1, first + 1, GUEST_PGD_PAGES, GUEST_IPA_PFNS);
+    this.pgtCache[slot] = pgt;
+    return pgt;
+  }
+
+  /** A live VM by handle, for the checker's abstraction (null when there is none). */
+  vm(handle: number): PkvmVmView | null {
+    const slot = this.slotOf(handle);
+    if (slot < 0) return null;
+    const base = this.vmCells + slot * SLOT_CELLS;
+    return { handle, first: this.mem.cell(base + FIRST), nr: this.mem.cell(base + NR), pgt: this.guestPgt(slot) };
   }
 
   /** Live VMs, for the checker's abstraction. */
   vms(): PkvmVmView[] {
     const out: PkvmVmView[] = [];
     for (let slot = 0; slot < MAX_VMS; slot++) {
-      const base = this.vmCells + slot * SLOT_CELLS;
-      if (!this.mem.cell(base + IN_USE)) continue;
-      out.push({ handle: VM_HANDLE_OFFSET + slot, first: this.mem.cell(base + FIRST), nr: this.mem.cell(base + NR), pgt: this.guestPgt(slot) });
+      const vm = this.vm(VM_HANDLE_OFFSET + slot);
+      if (vm) out.push(vm);
     }
     return out;
   }
