@@ -35,6 +35,8 @@ export class Canonicalizer {
   private readonly perms: number[][];
   private readonly hotIndex = new Map<number, number>();
   private best: number[] = [];
+  /** Per relevant pfn, the shape term of its code (computed once per key, not per permutation). */
+  private readonly shapes: number[] = [];
   private cur: number[] = [];
 
   /**
@@ -58,6 +60,8 @@ export class Canonicalizer {
 
   /** A 53-bit key, equal for two states that are the same up to the symmetries in use. */
   key(s: State): number {
+    const { relevant } = this.u;
+    if (this.shape !== null) for (let i = 0; i < relevant.length; i++) this.shapes[i] = this.shape(relevant[i]) * 2 ** 40;
     let bestLen = -1;
     for (const perm of this.perms) {
       const n = this.encode(s, perm, this.cur);
@@ -73,8 +77,8 @@ export class Canonicalizer {
    * A page as one integer: owner, use (VM pages as "a VM": with the donation ranges fixed per slot,
    * the pfn already says which; without symmetry the handle itself), borrowers, guest count, pins.
    */
-  private pageCode(pfn: number, p: Page | undefined): number {
-    const extra = this.shape === null ? 0 : this.shape(pfn) * 2 ** 40;
+  private pageCode(i: number, p: Page | undefined): number {
+    const extra = this.shape === null ? 0 : this.shapes[i];
     if (p === undefined) return extra;
     const use = p.use === 'free' ? 0 : p.use === 'hyp' ? 1 : this.symmetry ? 2 : 3 + p.use - VM_HANDLE_OFFSET;
     return extra + 1 + (p.owner === 'host' ? 0 : 1) + 2 * ((p.hyp ? 1 : 0) + 2 * ((p.ffa ? 1 : 0) + 2 * (p.pins + 1024 * (p.guests + 1024 * use))));
@@ -86,9 +90,9 @@ export class Canonicalizer {
       return i === undefined ? PFN_BASE + pfn : perm[i];
     };
     const { hot, relevant, slots } = this.u;
-    for (let j = 0; j < hot.length; j++) out[perm[j]] = this.pageCode(hot[j], s.pages.get(hot[j]));
+    for (let j = 0; j < hot.length; j++) out[perm[j]] = this.pageCode(j, s.pages.get(hot[j]));
     let n = hot.length;
-    for (let i = hot.length; i < relevant.length; i++) out[n++] = this.pageCode(relevant[i], s.pages.get(relevant[i]));
+    for (let i = hot.length; i < relevant.length; i++) out[n++] = this.pageCode(i, s.pages.get(relevant[i]));
     // VMs in slot order; each with its size, handle (without symmetry) and sorted guest mappings.
     for (let slot = 0; slot < slots.length; slot++) {
       let found = false;
