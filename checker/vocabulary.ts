@@ -62,7 +62,7 @@ const hex64: Parser<string> = (v, f) =>
   typeof v === 'string' && /^0x[0-9a-fA-F]{1,16}$/.test(v) ? v.toLowerCase() : fail(f, 'a 64-bit hex string "0x..."', v);
 
 const corruption: Parser<StackCorruption> = (v, f) => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(f, 'an object { stack, offset, value }', v);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(f, 'an object { stack, offset, value, count?, stride?, step? }', v);
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!['stack', 'offset', 'value', 'count', 'stride', 'step'].includes(k)) fail(`${f}.${k}`, 'no such field', o[k]);
   const c: { -readonly [K in keyof StackCorruption]: StackCorruption[K] } = {

@@ -10,7 +10,10 @@ import { admitted } from '../model/unwind';
 import type { UnwindArgs } from '../types/calls';
 
 const SAMPLES = 1000;
-const cases: readonly UnwindCase[] = fc.sample(unwindCaseArb, { seed: 0x9e11, numRuns: SAMPLES });
+const OUTCOMES = 200;
+let drawn: readonly UnwindCase[] | null = null;
+/** The sample both tests measure, drawn once. */
+const cases = (): readonly UnwindCase[] => (drawn ??= fc.sample(unwindCaseArb, { seed: 0x9e11, numRuns: SAMPLES }));
 const argsOf = (c: UnwindCase): UnwindArgs => c.step.args as UnwindArgs;
 
 const tally = <T extends string>(keys: readonly T[]): Record<T, number> => Object.fromEntries(keys.map((k) => [k, 0])) as Record<T, number>;
@@ -19,7 +22,7 @@ describe('unwinder generators', () => {
   test('draw every corruption kind, overflows, exact fills, every page size and mode, regularly', () => {
     const kinds = tally([...CORRUPTION_KINDS, 'full-ladder', 'none']);
     const shape = tally(['overflow', 'call_chain', 'fills-stack', 'protected', 'nonprotected', '4096', '16384', '65536']);
-    for (const c of cases) {
+    for (const c of cases()) {
       const a = argsOf(c);
       for (const k of new Set(c.kinds)) kinds[k]++;
       if (c.kinds.length === 0) kinds.none++;
@@ -37,14 +40,14 @@ describe('unwinder generators', () => {
 
   test('unwinds end by every rule, and some reach the N - 1 entries the buffer holds', () => {
     const ends = tally(['misaligned', 'off-stack', 'stack-left', 'not-rising', 'N-1 entries']);
-    for (const c of cases.slice(0, 300)) {
+    for (const c of cases().slice(0, OUTCOMES)) {
       const run = runHyp(argsOf(c), []);
       if (!run.exit) throw new Error(`no panic: ${run.violation?.message}`);
       const { pcs, stop } = admitted(modelSpec(run, run.exit, 'upstream'));
       ends[stop]++;
       if (pcs.length >= run.scenario.layout.stacktrace_entries - 1) ends['N-1 entries']++;
     }
-    console.info(`unwinder outcomes, 300 steps: ${JSON.stringify(ends)}`);
-    for (const [k, n] of Object.entries(ends)) expect(n, k).toBeGreaterThanOrEqual(8);
+    console.info(`unwinder outcomes, ${OUTCOMES} steps: ${JSON.stringify(ends)}`);
+    for (const [k, n] of Object.entries(ends)) expect(n, k).toBeGreaterThanOrEqual(6);
   });
 });

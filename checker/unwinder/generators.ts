@@ -62,23 +62,25 @@ const corrupted: fc.Arbitrary<UnwindCase> = base.chain((b) => {
 
 /**
  * A chain that fills the hyp stack exactly, then both stacks rewritten into one unbroken chain of
- * records: the unwind finds N, N - 1 or N - 2 entries, at the edge of what the buffer holds.
+ * records: the unwind finds N, N - 1 or N - 2 entries, at the edge of what the buffer holds. Mostly in
+ * protected mode, where that edge is.
  */
-const ladder: fc.Arbitrary<UnwindCase> = fc.record({ mode, page_size: pageSize, seed }).chain((m) => {
+const ladderMode = fc.constantFrom<UnwindMode>('protected', 'protected', 'protected', 'nonprotected');
+const ladder: fc.Arbitrary<UnwindCase> = fc.record({ mode: ladderMode, page_size: pageSize, seed }).chain((m) => {
   const b: Base = { ...m, scenario: 'call_chain', depth: FILL_DEPTH };
   const facts = scenarioFacts({ ...b, corrupt: [] });
   const buffer = corruptionArbs(facts, b.mode === 'protected')['buffer-fill'];
   return fc
-    .tuple(fc.constantFrom(0, 0, 1, 2), fc.constantFrom(...facts.lrs), buffer ? fc.option(buffer, { nil: null, freq: 3 }) : fc.constant(null))
+    .tuple(fc.constantFrom(0, 0, 0, 1, 2), fc.constantFrom(...facts.lrs), buffer ? fc.option(buffer, { nil: null, freq: 3 }) : fc.constant(null))
     .map(([skip, lr, fill]) =>
       toCase(b, [['full-ladder', fullLadder(facts, skip, lr)] as const, ...(fill ? [['buffer-fill', fill] as const] : [])]),
     );
 });
 
 export const unwindCaseArb: fc.Arbitrary<UnwindCase> = fc.oneof(
-  { weight: 3, arbitrary: base.map((b) => toCase(b, [])) },
-  { weight: 6, arbitrary: corrupted },
-  { weight: 1, arbitrary: ladder },
+  { weight: 6, arbitrary: base.map((b) => toCase(b, [])) },
+  { weight: 11, arbitrary: corrupted },
+  { weight: 3, arbitrary: ladder },
 );
 
 /** `hyp_panic` steps for the unwinder suite. */
