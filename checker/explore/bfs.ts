@@ -115,9 +115,11 @@ export function explore(o: ExploreOptions): ExploreResult {
   const canon = engine instanceof LockstepEngine ? new Canonicalizer(u, o.symmetry, hostStage2Shape(engine)) : abstract;
   const seen = new HashSet53();
   const seenAbstract = new HashSet53();
-  const key = (st: State): number => {
+  /** Adds a state; true when it is new (a full state that is a duplicate has its model state counted already). */
+  const visit = (st: State): boolean => {
+    if (!seen.add(canon.key(st))) return false;
     if (canon !== abstract) seenAbstract.add(abstract.key(st));
-    return canon.key(st);
+    return true;
   };
   const table = new StateTable();
   const coverage: Coverage = {};
@@ -132,7 +134,7 @@ export function explore(o: ExploreOptions): ExploreResult {
   const cur: number[] = [0];
   const marks: number[] = [engine.mark()];
   const snaps: ModelSnapshot[] = [saveModel(engine.model, u.relevant)];
-  seen.add(key(engine.model));
+  visit(engine.model);
   table.add(-1, -1, 0);
 
   const done = (failure: Failure | null, trace: TraceStep[] | null, complete: boolean): ExploreResult => ({
@@ -188,15 +190,15 @@ export function explore(o: ExploreOptions): ExploreResult {
       transitions++;
       if (result !== undefined) {
         const row = (coverage[ts.call] ??= {});
-        const key = resultName(result);
-        row[key] = (row[key] ?? 0) + 1;
+        const name = resultName(result);
+        row[name] = (row[name] ?? 0) + 1;
       }
       if (failure) return done(failure, [...stepsOf(config, actions, table, table.path(head)), ts], false);
       // The model changes only on success, except host_access, which changes only the fault log on
       // failure; a successful host access may still map a block in hyp's host stage-2.
       const changed = result !== undefined && (ts.call === 'host_access' ? result < 0 || canon !== abstract : result >= 0);
       if (changed) {
-        if (seen.add(key(s))) {
+        if (visit(s)) {
           const id = table.add(head, a, d + 1);
           if (d + 1 > maxDepth) maxDepth = d + 1;
           const f = engine.finish();
