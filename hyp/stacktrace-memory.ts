@@ -33,8 +33,7 @@ export const U64_MASK = (1n << 64n) - 1n;
 export const u64 = (x: bigint): bigint => x & U64_MASK;
 
 export class StackMemory {
-  private readonly maps: Mapping[] = [];
-  observer: MemoryObserver | null = null;
+  private readonly maps: Mapping[] = [];  observer: MemoryObserver | null = null;
 
   /** Maps `bytes` at `va` in `space`; several mappings may share the same bytes (aliases). */
   map(space: AddressSpace, va: bigint, bytes: Uint8Array): void {

@@ -43,7 +43,9 @@ const u64 = (x: bigint): bigint => BigInt.asUintN(64, x);
 /**
  * The admitted pcs: the starting pc, then the lr of every record the walk accepts. A record at fp is
  * accepted when fp is 8-byte aligned, [fp, fp + 16) lies inside one stack, that stack is not one the
- * walk has already left, and fp is above the previous record's if it is on the same stack.
+ * walk has already left, and fp is above the previous record's if it is on the same stack. As in the
+ * kernel, nothing else orders the stacks: a real panic only ever goes OVERFLOW then HYP, but a
+ * corrupted walk that starts on the hyp stack may still cross to the overflow stack, once.
  */
 export function admitted(spec: UnwindSpec): { readonly pcs: bigint[]; readonly stop: Stop } {
   const pcs = [spec.pc];

@@ -65,8 +65,9 @@ export function checkUnwind(args: UnwindArgs, bugs: readonly UnwinderBug[]): Unw
   if (args.corrupt.length > 0) return outcome(null);
   const shape = shapeViolation(args, run.scenario.panic, run.lines, run.scenario.layout.stacktrace_entries);
   if (shape) return outcome(shape);
-  const other = runHyp({ ...args, mode: args.mode === 'protected' ? 'nonprotected' : 'protected' }, bugs);
-  if (other.violation) return outcome(other.violation);
-  const modes = firstDifference(run.lines, other.lines, `${args.mode} mode`, `${args.mode === 'protected' ? 'nonprotected' : 'protected'} mode`);
+  const otherMode = args.mode === 'protected' ? 'nonprotected' : 'protected';
+  const other = runHyp({ ...args, mode: otherMode }, bugs);
+  if (other.violation) return outcome({ property: other.violation.property, message: `in ${otherMode} mode: ${other.violation.message}` });
+  const modes = firstDifference(run.lines, other.lines, `${args.mode} mode`, `${otherMode} mode`);
   return outcome(modes ? { property: 'modes-agree', message: modes } : null);
 }

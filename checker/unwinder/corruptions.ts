@@ -2,9 +2,8 @@
 // its frame records, its stacks' edges, the guard page. Each kind targets one of the unwinder's rules.
 import fc from 'fast-check';
 import { OVERFLOW_STACK_SIZE, hypStackBase, overflowStackBase, type NvheLayout } from '../../hyp/stacktrace-layout';
-import type { StackCorruption } from '../../types/calls';
+import type { StackCorruption, UnwindArgs } from '../../types/calls';
 import { buildScenario, targetBytes } from './scenario';
-import type { UnwindArgs } from '../../types/calls';
 
 /** A frame record of the built chain: on which stack, at which offset from that stack's base. */
 export interface BuiltRecord {

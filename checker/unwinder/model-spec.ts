@@ -1,11 +1,9 @@
 // What the model is told about a run: the stacks as the unwind found them, where the unwind started,
 // the panic's addresses, the image's symbols and offsets, and what was written over the buffer.
-import type { TraceFormat } from '../../hyp/stacktrace';
+import { nvheStacks, type HypPanicExit, type TraceFormat } from '../../hyp/stacktrace';
 import { VA_BITS } from '../../hyp/stacktrace-layout';
-import { nvheStacks } from '../../hyp/stacktrace';
 import { runtimeSymbols } from '../../hyp/symbols';
 import type { UnwindSpec } from '../../model/unwind';
-import type { HypPanicExit } from '../../hyp/stacktrace';
 import type { HypRun } from './run';
 import { corruptionWords } from './scenario';
 
