@@ -84,11 +84,12 @@ export class Canonicalizer {
     return extra + 1 + (p.owner === 'host' ? 0 : 1) + 2 * ((p.hyp ? 1 : 0) + 2 * ((p.ffa ? 1 : 0) + 2 * (p.pins + 1024 * (p.guests + 1024 * use))));
   }
 
+  private pfnName(pfn: number, perm: readonly number[]): number {
+    const i = this.hotIndex.get(pfn);
+    return i === undefined ? PFN_BASE + pfn : perm[i];
+  }
+
   private encode(s: State, perm: readonly number[], out: number[]): number {
-    const pfnName = (pfn: number): number => {
-      const i = this.hotIndex.get(pfn);
-      return i === undefined ? PFN_BASE + pfn : perm[i];
-    };
     const { hot, relevant, slots } = this.u;
     for (let j = 0; j < hot.length; j++) out[perm[j]] = this.pageCode(j, s.pages.get(hot[j]));
     let n = hot.length;
@@ -102,11 +103,11 @@ export class Canonicalizer {
         out[n++] = vm.nr;
         out[n++] = this.symmetry ? 0 : h;
         out[n++] = vm.gfns.size;
-        const gfns = [...vm.gfns.keys()].sort((a, b) => a - b);
+        const gfns = [...vm.gfns.keys()].sort(byNumber);
         for (const g of gfns) {
           const m = vm.gfns.get(g)!;
           out[n++] = g;
-          out[n++] = pfnName(m.pfn);
+          out[n++] = this.pfnName(m.pfn, perm);
           out[n++] = m.nr * 8 + (m.prot.r ? 4 : 0) + (m.prot.w ? 2 : 0) + (m.prot.x ? 1 : 0);
         }
       }
@@ -114,12 +115,14 @@ export class Canonicalizer {
     }
     const f = s.faults;
     out[n++] = f.entries.length;
-    for (const e of f.entries) out[n++] = pfnName(e);
+    for (const e of f.entries) out[n++] = this.pfnName(e, perm);
     out[n++] = f.warned ? 1 : 0;
     out[n++] = f.dropped;
     return n;
   }
 }
+
+const byNumber = (a: number, b: number): number => a - b;
 
 function less(a: readonly number[], an: number, b: readonly number[], bn: number): boolean {
   const n = Math.min(an, bn);
