@@ -6,8 +6,9 @@
 //
 // Descriptor layout (byte offsets in the descriptor page; offset 0 is left free):
 //   8 pgd (PA)   16 pgd_pages   24 mc.head (PA)   32 mc.nr_pages   40 used (PA)
-//   48 num_used_pages (entries of 8 bytes)   56 used_pages_indx
-import { EINVAL, ENOMEM } from '../types/errno';
+//   48 num_used_pages (the array's size in pages; 8-byte entries)   56 used_pages_indx
+// Any setup failure (misaligned address, a page the host may not give) is -EPERM, as in the kernel.
+import { EINVAL, ENOMEM, EPERM } from '../types/errno';
 import type { Hyp } from './mem_protect';
 import * as pt from './pgtable';
 import { PAGE_WORDS } from './memory';
@@ -47,8 +48,6 @@ export interface SnapshotSetup {
 
 const PAGE_ALIGNED = (pa: number) => pa % PAGE_SIZE === 0;
 const pfnOf = (pa: number) => Math.floor(pa / PAGE_SIZE);
-/** Pages an array of `n` 8-byte entries spans. */
-export const used_pages_array_pages = (n: number): number => Math.ceil((n * 8) / PAGE_SIZE);
 
 export class PkvmHostStage2Snapshot {
   /** Observation point: called after each donation, after each copied table, around teardown. */
@@ -96,7 +95,7 @@ export class PkvmHostStage2Snapshot {
   snapshot_donate_memcache(snap: KvmPgtableSnapshot, setup: SnapshotSetup): number {
     let pa = snap.mc_head;
     for (let k = 0; k < snap.mc_nr_pages; k++) {
-      const ret = PAGE_ALIGNED(pa) ? this.snapshot_donate(pfnOf(pa), 1) : -EINVAL;
+      const ret = PAGE_ALIGNED(pa) ? this.snapshot_donate(pfnOf(pa), 1) : -EPERM;
       if (ret) {
         setup.mc_failed = pa;
         return ret;
@@ -109,16 +108,16 @@ export class PkvmHostStage2Snapshot {
 
   /** Everything after the descriptor: the PGD pages, the memcache, the used-pages array. */
   snapshot_donate_setup(snap: KvmPgtableSnapshot, setup: SnapshotSetup): number {
-    if (!PAGE_ALIGNED(snap.pgd) || !PAGE_ALIGNED(snap.used)) return -EINVAL;
+    if (!PAGE_ALIGNED(snap.pgd)) return -EPERM;
     let ret = this.snapshot_donate(pfnOf(snap.pgd), snap.pgd_pages);
     if (ret) return ret;
     setup.pgd = [pfnOf(snap.pgd), snap.pgd_pages];
     ret = this.snapshot_donate_memcache(snap, setup);
     if (ret) return ret;
-    const nr = used_pages_array_pages(snap.num_used_pages);
-    ret = this.snapshot_donate(pfnOf(snap.used), nr);
+    if (!PAGE_ALIGNED(snap.used)) return -EPERM;
+    ret = this.snapshot_donate(pfnOf(snap.used), snap.num_used_pages);
     if (ret) return ret;
-    setup.used = [pfnOf(snap.used), nr];
+    setup.used = [pfnOf(snap.used), snap.num_used_pages];
     return 0;
   }
 
@@ -131,7 +130,7 @@ export class PkvmHostStage2Snapshot {
 
   snapshot_check(snap: KvmPgtableSnapshot): number {
     if (snap.used_pages_indx !== 0) return -EINVAL;
-    if (snap.pgd_pages < HOST_PGD_PAGES) return -EINVAL;
+    if (snap.pgd_pages < HOST_PGD_PAGES) return -ENOMEM;
     if (snap.mc_nr_pages < this.host_stage2_count_tables()) return -ENOMEM;
     return 0;
   }
@@ -161,7 +160,7 @@ export class PkvmHostStage2Snapshot {
 
   /** Appends a consumed page to the used-pages array while it has room. */
   snapshot_record_used(snap: KvmPgtableSnapshot, pa: number): void {
-    if (snap.used_pages_indx >= snap.num_used_pages) return;
+    if (snap.used_pages_indx * 8 >= snap.num_used_pages * PAGE_SIZE) return;
     const byte = snap.used_pages_indx * 8;
     this.hyp.mem.write64('hyp', pfnOf(snap.used) + Math.floor(byte / PAGE_SIZE), byte % PAGE_SIZE, BigInt(pa));
     snap.used_pages_indx++;
@@ -229,14 +228,13 @@ export class PkvmHostStage2Snapshot {
   }
 
   __pkvm_host_stage2_snapshot(desc_pa: number): number {
-    if (!PAGE_ALIGNED(desc_pa)) return -EINVAL;
+    if (!PAGE_ALIGNED(desc_pa)) return -EPERM;
     const setup: SnapshotSetup = { desc: -1, pgd: null, mc: [], mc_failed: null, used: null };
     let ret = this.snapshot_donate(pfnOf(desc_pa), 1);
-    if (ret) return ret;
+    if (ret) return -EPERM;
     setup.desc = pfnOf(desc_pa);
     const snap = this.snapshot_read_desc(setup.desc);
-    ret = this.snapshot_donate_setup(snap, setup);
-    if (ret === 0) ret = this.snapshot_check(snap);
+    ret = this.snapshot_donate_setup(snap, setup) ? -EPERM : this.snapshot_check(snap);
     if (ret) {
       this.snapshot_rollback(setup);
       return ret;

@@ -38,11 +38,8 @@ export interface SnapshotEffect {
   readonly recorded: number;
 }
 
-/**
- * `num_used_pages` counts entries (used pages the array can record, 8 bytes each); the array spans
- * the pages those entries need.
- */
-export const usedArrayPages = (num_used_pages: number): number => Math.ceil((num_used_pages * USED_ENTRY_BYTES) / SNAPSHOT_PAGE_SIZE);
+/** Entries the used-pages array holds: `num_used_pages` is its size in pages, 8 bytes an entry. */
+export const usedArrayEntries = (num_used_pages: number): number => (num_used_pages * SNAPSHOT_PAGE_SIZE) / USED_ENTRY_BYTES;
 
 /** The pages the host writes before the call, in order: the descriptor, then each memcache link. */
 export const snapshotHostPages = (a: SnapshotArgs): number[] => [a.desc, ...a.mc].map((pa) => Math.floor(pa / SNAPSHOT_PAGE_SIZE));
@@ -69,32 +66,26 @@ export function __pkvm_host_stage2_snapshot(s: State, a: SnapshotArgs, input: Sn
   };
   const pfnOf = (pa: number) => Math.floor(pa / SNAPSHOT_PAGE_SIZE);
 
-  // 1. Take the pages: alignment first, then each donation in the kernel's order.
-  if (!aligned(a.desc)) return fail(-EINVAL);
-  let r = donate(pfnOf(a.desc), 1);
-  if (r) return fail(r);
-  if (!aligned(a.pgd) || !aligned(a.used)) return fail(-EINVAL);
-  r = donate(pfnOf(a.pgd), a.pgd_pages);
-  if (r) return fail(r);
+  // 1. Take the pages, in the kernel's order, each address's alignment checked before its donation.
+  //    Any failure here is -EPERM (the kernel's setup reports only that it failed).
+  if (!aligned(a.desc) || donate(pfnOf(a.desc), 1)) return fail(-EPERM);
+  if (!aligned(a.pgd) || donate(pfnOf(a.pgd), a.pgd_pages)) return fail(-EPERM);
   const mc: number[] = [];
   let pa = a.mc.length > 0 ? a.mc[0] : 0;
   for (let k = 0; k < a.mc_nr_pages; k++) {
-    if (!aligned(pa)) return fail(-EINVAL);
-    r = donate(pfnOf(pa), 1);
-    if (r) return fail(r);
+    if (!aligned(pa) || donate(pfnOf(pa), 1)) return fail(-EPERM);
     mc.push(pa);
     if (k + 1 < a.mc_nr_pages) pa = input.link(pa); // read only once hyp owns the page
   }
-  r = donate(pfnOf(a.used), usedArrayPages(a.num_used_pages));
-  if (r) return fail(r);
+  if (!aligned(a.used) || donate(pfnOf(a.used), a.num_used_pages)) return fail(-EPERM);
 
   // 2. The size checks.
   if (a.used_pages_indx !== 0) return fail(-EINVAL);
-  if (a.pgd_pages < HOST_PGD_PAGES) return fail(-EINVAL);
+  if (a.pgd_pages < HOST_PGD_PAGES) return fail(-ENOMEM);
   const needed = input.tablePages(units.flat());
   if (a.mc_nr_pages < needed) return fail(-ENOMEM);
 
   // 3. The copy pops one memcache page per table page, recorded while the array has room.
   const consumed = mc.slice(0, needed);
-  return { result: a.pgd, units, consumed, recorded: Math.min(needed, a.num_used_pages) };
+  return { result: a.pgd, units, consumed, recorded: Math.min(needed, usedArrayEntries(a.num_used_pages)) };
 }

@@ -1,6 +1,6 @@
 // Known defects of __pkvm_host_stage2_snapshot, each re-introduced by replacing one small method of
 // a fresh hyp instance's snapshot object. The first two are the posted v4 defects (SEMANTICS §5).
-import { EINVAL } from '../../types/errno';
+import { EPERM } from '../../types/errno';
 import type { Pkvm } from '../../hyp/pkvm';
 import { PAGE_SIZE, snapshotOf } from '../../hyp/snapshot';
 import type { HypBug } from './ownership';
@@ -13,7 +13,7 @@ export const SNAPSHOT_BUGS: readonly HypBug[] = [
     inject: (h: Pkvm) => {
       const s = snapshotOf(h);
       s.snapshot_record_used = (snap, pa) => {
-        if (snap.used_pages_indx > snap.num_used_pages) return;
+        if (snap.used_pages_indx * 8 > snap.num_used_pages * PAGE_SIZE) return;
         const byte = snap.used_pages_indx * 8;
         h.mem.write64('hyp', Math.floor(snap.used / PAGE_SIZE) + Math.floor(byte / PAGE_SIZE), byte % PAGE_SIZE, BigInt(pa));
         snap.used_pages_indx++;
@@ -65,7 +65,7 @@ export const SNAPSHOT_BUGS: readonly HypBug[] = [
         const needed = Math.min(snap.mc_nr_pages, s.host_stage2_count_tables());
         let pa = snap.mc_head;
         for (let k = 0; k < needed; k++) {
-          const ret = pa % PAGE_SIZE === 0 ? s.snapshot_donate(Math.floor(pa / PAGE_SIZE), 1) : -EINVAL;
+          const ret = pa % PAGE_SIZE === 0 ? s.snapshot_donate(Math.floor(pa / PAGE_SIZE), 1) : -EPERM;
           if (ret) {
             setup.mc_failed = pa;
             return ret;
