@@ -8,8 +8,14 @@
 //   the order of earlier inits and teardowns, but no call's behaviour depends on the number itself
 //   (the alphabet names VMs by slot), so states equal up to handle renaming are merged.
 // - Page symmetry: hot pages are permuted and the lexicographically least encoding is kept. Sound
-//   because every hot page gets the same single-page actions, and only applied when all hot pages
-//   lie in one 2 MiB block (so hyp's block mappings treat them alike) and there are at most 5.
+//   because every hot page gets the same single-page actions (and the ranged actions cover all of
+//   them at once), and only applied when all hot pages lie in one 2 MiB block (so hyp's block
+//   mappings treat them alike) and there are at most 5. It assumes hyp's behaviour does not depend
+//   on a hot page's offset inside that block; the tests check that no catalogued bug is missed and
+//   no counterexample gets longer with it.
+//
+// With --no-symmetry the key keeps handles as they are and pages in place: counts are then
+// comparable with other model checkers.
 import type { Page, State } from '../../model';
 import { VM_HANDLE_OFFSET } from '../../types/config';
 import type { Universe } from './alphabet';
