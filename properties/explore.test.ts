@@ -43,6 +43,16 @@ describe('reachable abstract states, counted by hand', () => {
     for (const modelOnly of [true, false]) expect(explore({ ...base, calls, modelOnly }).abstractStates).toBe(6);
   });
 
+  it('1 page, 1 VM slot, 1 guest frame: {no VM, VM, VM mapping the page} = 3', () => {
+    const calls: CallName[] = ['__pkvm_init_vm', '__pkvm_teardown_vm', '__pkvm_host_share_guest', '__pkvm_host_unshare_guest'];
+    for (const modelOnly of [true, false]) {
+      const r = explore({ ...base, vms: 1, gfns: 1, calls, modelOnly });
+      expect(r.ok && r.complete).toBe(true);
+      expect(r.abstractStates).toBe(3);
+      expect(r.coverage.__pkvm_teardown_vm).toMatchObject({ '0': expect.any(Number), '-ENOENT': expect.any(Number) });
+    }
+  });
+
   // Without VMs or host accesses the pages are independent: the reachable set is the product of the
   // per-page states, and with page symmetry the multisets of them.
   const perPage = (k: number) => ['host OWNED', 'donated to hyp', 'shared with ffa', ...Array.from({ length: k + 1 }, (_, i) => `shared with hyp, ${i} pins`)].length;
