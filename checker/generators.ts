@@ -11,6 +11,8 @@ import type { TraceStep, VmRef } from './vocabulary';
 export interface AbstractStep {
   readonly call: CallName;
   readonly d: readonly number[];
+  /** A step its area's generator made concrete already (it needs nothing from the live model). */
+  readonly fixed?: TraceStep;
 }
 
 /** Ownership calls with their weights: what a sequence is made of. */
@@ -127,6 +129,7 @@ const guestShared = (p: Page) => p.guests > 0;
 
 /** Resolves an abstract step against the live model into a concrete trace step. */
 export function resolve(s: AbstractStep, model: State, ctx: ResolveContext): TraceStep {
+  if (s.fixed) return s.fixed;
   const [a, b, c, e, f, g] = s.d;
   const range = (wanted?: (p: Page) => boolean) => {
     const pfn = pickPage(ctx, model, a, wanted);

@@ -42,7 +42,7 @@ function describe(model: State, pfn: number): string {
 /** Runs a trace; `inject` overrides the trace's own bug when not undefined. */
 export function replayTrace(file: string, trace: TraceFile, inject: string | null | undefined): ReplayResult {
   const bug = inject === undefined ? trace.inject : inject;
-  const ls: Lockstep = makeLockstep('ownership', bug, trace.config);
+  const ls: Lockstep = makeLockstep(bug, trace.config);
   ls.reset();
   const lines = [`${file}: ${trace.steps.length} steps${bug ? `, with bug ${bug}` : ', correct implementation'}${trace.seed !== null ? `, seed ${trace.seed}` : ''}`];
   let failure: Failure | null = null;
@@ -57,7 +57,9 @@ export function replayTrace(file: string, trace: TraceFile, inject: string | nul
       failure = { property: 'no-crash', step: i + 1, message: `hyp threw: ${(e as Error).message}` };
     }
     const expect = step.expect === undefined ? '' : `   (expect ${formatResult(step.expect)})`;
-    lines.push(`${String(i + 1).padStart(4)}  ${formatCall(step)} = ${formatResult(ls.results[i] ?? 0)}${expect}`);
+    const result = ls.results[i] ?? 0;
+    const shown = step.call === 'hyp_panic' && result >= 0 ? `${result} entries printed` : formatResult(result);
+    lines.push(`${String(i + 1).padStart(4)}  ${formatCall(step)} = ${shown}${expect}`);
     pages.forEach((p, j) => {
       const after = describe(ls.model, p);
       lines.push(`        pfn ${hex(p)}: ${before[j] === after ? after : `${before[j]}  ->  ${after}`}`);

@@ -2,7 +2,12 @@
 // own handlers. `runSuite` drives one with fast-check and writes the shrunk counterexample.
 import fc from 'fast-check';
 import { DEFAULT_CONFIG, type MachineConfig } from '../types/config';
-import { hypBugsFor } from './bugs/catalog';
+import { hypBugsFor, unwinderBugsFor } from './bugs/catalog';
+import { unwindHandler } from './unwinder/handler';
+import { unwindStepArb } from './unwinder/generators';
+import { snapshotHandler } from './snapshot/handler';
+import { resolveSnapshotStep, snapshotStepArb } from './snapshot/generators';
+import { resolveShapeStep, shapeStepArb } from './snapshot/shapes';
 import { resolve, sequenceArb, stepArb, type AbstractStep } from './generators';
 import type { CallHandler } from './handlers';
 import { Lockstep } from './lockstep';
@@ -12,29 +17,45 @@ import { TRACE_FORMAT, writeTrace, type TraceFile } from './trace/file';
 import type { TraceStep } from './vocabulary';
 
 export interface SuiteDef {
+  /** What one step of a sequence is made of, and at most how many steps a sequence has. */
   readonly step: fc.Arbitrary<AbstractStep>;
   readonly resolve: Resolver;
-  readonly handlers: Partial<Record<TraceStep['call'], CallHandler>>;
+  readonly maxSteps?: number;
 }
 
 export const SUITES: Partial<Record<SuiteName, SuiteDef>> = {
-  ownership: { step: stepArb(), resolve, handlers: {} },
+  ownership: { step: stepArb(), resolve },
+  // Snapshots of host stage-2s of random shape: one step in three is a snapshot.
+  snapshot: {
+    step: fc.oneof(
+      { weight: 2, arbitrary: shapeStepArb.map((d): AbstractStep => ({ call: 'host_access', d })) },
+      { weight: 1, arbitrary: snapshotStepArb(DEFAULT_CONFIG).map((d): AbstractStep => ({ call: '__pkvm_host_stage2_snapshot', d })) },
+    ),
+    resolve: (s, model, ctx) => (s.call === '__pkvm_host_stage2_snapshot' ? resolveSnapshotStep(s.d, model, ctx.config) : resolveShapeStep(s.d, model, ctx.config)),
+    maxSteps: 30,
+  },
+  // Unwinder scenarios are independent of the stage-2 state: short sequences of panics.
+  unwinder: { step: unwindStepArb.map((t): AbstractStep => ({ call: 'hyp_panic', d: [], fixed: t })), resolve, maxSteps: 4 },
 };
 
-export function makeLockstep(name: SuiteName, inject: string | null, config: MachineConfig = DEFAULT_CONFIG): Lockstep {
-  return new Lockstep(config, hypBugsFor(inject), allHandlers());
+/** A lockstep runner with `inject`'s bug (if any) in hyp or in the area that owns it. */
+export function makeLockstep(inject: string | null, config: MachineConfig = DEFAULT_CONFIG): Lockstep {
+  return new Lockstep(config, hypBugsFor(inject), handlersFor(inject));
 }
 
 /** Every area's handlers, so any trace replays whatever calls it mixes. */
-export function allHandlers(): Partial<Record<TraceStep['call'], CallHandler>> {
-  return Object.assign({}, ...Object.values(SUITES).map((s) => s.handlers));
+export function handlersFor(inject: string | null): Partial<Record<TraceStep['call'], CallHandler>> {
+  return { hyp_panic: unwindHandler(unwinderBugsFor(inject)), __pkvm_host_stage2_snapshot: snapshotHandler };
 }
 
-/** The concrete steps with `expect` set to what the model says each should return. */
+/**
+ * The concrete steps with `expect` set to what the model says each should return: 0 or an errno. A
+ * VM handle, a snapshot's address and a panic's entry count are not errnos, and get no `expect`.
+ */
 export function withExpectations(steps: readonly TraceStep[], modelResults: readonly number[]): TraceStep[] {
   return steps.map((s, i) => {
     const want = modelResults[i];
-    return want === undefined || s.call === '__pkvm_init_vm' || want > 0 ? s : { ...s, expect: want };
+    return want === undefined || want > 0 || s.call === '__pkvm_init_vm' || s.call === 'hyp_panic' ? s : { ...s, expect: want };
   });
 }
 
@@ -42,10 +63,10 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   const def = SUITES[name];
   if (!def) throw new Error(`suite ${name} is not available`);
   const started = performance.now();
-  const ls = makeLockstep(name, opts.inject, config);
+  const ls = makeLockstep(opts.inject, config);
   let runsDone = 0;
   let callsBeforeFailure: number | null = null;
-  const property = fc.property(sequenceArb(opts.maxSteps, def.step), (seq) => {
+  const property = fc.property(sequenceArb(Math.min(opts.maxSteps, def.maxSteps ?? opts.maxSteps), def.step), (seq) => {
     const out = runSequence(ls, seq, def.resolve);
     if (out.failure && callsBeforeFailure === null) callsBeforeFailure = ls.calls;
     if (callsBeforeFailure === null) {

@@ -7,7 +7,7 @@ export const USAGE = `usage:
   pkvm-check replay FILE... [--inject BUG|none] [--json]
   pkvm-check bugs [--json]
   pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG] [--json]
-  pkvm-check unwind --scenario NAME [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5]
+  pkvm-check unwind --scenario NAME [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5] [--inject BUG]
   pkvm-check bench [--json]`;
 
 export class UsageError extends InputError {
