@@ -4,11 +4,11 @@ import { FAULT_LOG_SIZE, PA_PFNS } from '../types/config';
 import { hostState, hypState, page, type State } from '../model/state';
 import { isMemory } from '../model/range';
 import type { Pkvm } from '../hyp/pkvm';
-import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
+import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_VALID, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import type { Failure } from './suite-types';
 import { abstractPage, guestMappings, nonDefaultPages, pageKey } from './abstraction';
 import { formatProt } from './vocabulary';
-import { isValid, isZero, outputPfn, translate } from './walk';
+import { eachPageEntry, isValid, isZero, outputPfn, translate } from './walk';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const fail = (property: string, step: number, message: string): Failure => ({ property, step, message });
@@ -95,18 +95,19 @@ export function checkTables(model: State, hyp: Pkvm, step: number): Failure | nu
  */
 export function checkCarveout(hyp: Pkvm, step: number): Failure | null {
   const [first, nr] = hyp.layout.carveout;
-  let host = 0;
-  let bad: string | null = null;
-  hyp.host_mmu.walk(first, nr, {
-    leaf: (e) => {
-      if (e.level === 3 && !kvm_pte_valid(e.lo) && kvm_invalid_pte_owner(e.lo) === 1) host++;
-      else bad ??= `host stage-2 entry for ${hex(Math.max(e.addr, first))} at level ${e.level} is 0x${(e.hi >>> 0).toString(16)}_${(e.lo >>> 0).toString(16).padStart(8, '0')}, not a hyp annotation`;
-    },
+  let bad: Failure | null = null;
+  eachPageEntry(hyp.mem, hyp.host_mmu, first, nr, (p, lo, hi, level) => {
+    if (level === 3 && (lo & KVM_PTE_VALID) === 0 && kvm_invalid_pte_owner(lo) === 1) return true;
+    bad = fail('host-reaches-only-its-pages', step, `pfn ${hex(p)} of hyp's carve-out: host stage-2 entry at level ${level} is 0x${(hi >>> 0).toString(16)}_${(lo >>> 0).toString(16).padStart(8, '0')}, not a hyp annotation`);
+    return false;
   });
-  if (bad || host !== nr) return fail('host-reaches-only-its-pages', step, bad ?? `only ${host} of hyp's ${nr} carve-out pages are annotated in the host stage-2`);
-  let mapped = 0;
-  hyp.hyp_pgt.walk(first, nr, { leaf: (e) => (mapped += e.level === 3 && kvm_pte_valid(e.lo) && (e.hi & (KVM_PGTABLE_PROT_SW0 | KVM_PGTABLE_PROT_SW1)) === 0 && kvm_pte_to_pfn(e.lo, e.hi) === e.addr ? 1 : 0) });
-  return mapped === nr ? null : fail('hyp-maps-only-its-pages', step, `only ${mapped} of hyp's ${nr} carve-out pages are mapped OWNED at EL2`);
+  if (bad) return bad;
+  eachPageEntry(hyp.mem, hyp.hyp_pgt, first, nr, (p, lo, hi, level) => {
+    if (level === 3 && (lo & KVM_PTE_VALID) !== 0 && (hi & (KVM_PGTABLE_PROT_SW0 | KVM_PGTABLE_PROT_SW1)) === 0 && kvm_pte_to_pfn(lo, hi) === p) return true;
+    bad = fail('hyp-maps-only-its-pages', step, `pfn ${hex(p)} of hyp's carve-out is not mapped OWNED at EL2`);
+    return false;
+  });
+  return bad;
 }
 
 /** Everything, at the end of a sequence: every page either side knows of, VMs, fault log, tables. */

@@ -11,27 +11,63 @@ export interface Translation {
   readonly hi: number;
 }
 
+const SHIFT = [27, 18, 9, 0];
+
 export function translate(mem: PhysMem, pgt: KvmPgtable, addr: number): Translation {
+  // Addresses are pfns below 2^28 (the 40-bit space), so 32-bit shifts are exact.
   let level = pgt.start_level;
-  let entries = 512 * pgt.pgd_pages;
-  let table = pgt.pgd;
+  let i = (addr >>> SHIFT[level]) & (512 * pgt.pgd_pages - 1);
+  let words = mem.pageView(pgt.pgd + (i >>> 9));
+  i &= 511;
   for (;;) {
-    const span = 2 ** (9 * (3 - level));
-    const i = Math.floor(addr / span) % entries;
-    const words = mem.pageView(table + Math.floor(i / 512));
-    const lo = words[2 * (i % 512)];
-    const hi = words[2 * (i % 512) + 1];
+    const lo = words[2 * i];
+    const hi = words[2 * i + 1];
     if (level === 3 || (lo & 3) !== 3) return { level, lo, hi };
-    table = kvm_pte_to_pfn(lo, hi);
-    entries = 512;
+    words = mem.pageView(kvm_pte_to_pfn(lo, hi));
     level++;
+    i = (addr >>> SHIFT[level]) & 511;
   }
 }
 
 /** The page a valid leaf maps `addr` to (identity maps must give `addr` back). */
 export function outputPfn(t: Translation, addr: number): number {
-  const span = 2 ** (9 * (3 - t.level));
-  return kvm_pte_to_pfn(t.lo, t.hi) + (addr % span);
+  return kvm_pte_to_pfn(t.lo, t.hi) + (addr & ((1 << SHIFT[t.level]) - 1));
+}
+
+/**
+ * The level-3 descriptors for [first, first + nr), read straight from the level-3 tables (one
+ * translation per 2 MiB chunk); a page not mapped through a level-3 table is visited with its entry at the level the walk stopped.
+ */
+export function eachPageEntry(mem: PhysMem, pgt: KvmPgtable, first: number, nr: number, visit: (pfn: number, lo: number, hi: number, level: number) => boolean): boolean {
+  for (let p = first; p < first + nr; ) {
+    const chunkEnd = Math.min(first + nr, (p | 511) + 1);
+    const t = translate(mem, pgt, p);
+    if (t.level !== 3) {
+      if (!visit(p, t.lo, t.hi, t.level)) return false;
+      p++;
+      continue;
+    }
+    // Find the table holding p's entry: translate stopped at level 3, so walk once more for its pfn.
+    const table = tableOf(mem, pgt, p);
+    const words = mem.pageView(table);
+    for (; p < chunkEnd; p++) if (!visit(p, words[2 * (p & 511)], words[2 * (p & 511) + 1], 3)) return false;
+  }
+  return true;
+}
+
+/** The level-3 table page that holds `addr`'s entry (the caller knows there is one). */
+function tableOf(mem: PhysMem, pgt: KvmPgtable, addr: number): number {
+  let level = pgt.start_level;
+  let i = (addr >>> SHIFT[level]) & (512 * pgt.pgd_pages - 1);
+  let table = pgt.pgd + (i >>> 9);
+  i &= 511;
+  while (level < 3) {
+    const words = mem.pageView(table);
+    table = kvm_pte_to_pfn(words[2 * i], words[2 * i + 1]);
+    level++;
+    i = (addr >>> SHIFT[level]) & 511;
+  }
+  return table;
 }
 
 export const isValid = (t: Translation): boolean => (t.lo & KVM_PTE_VALID) !== 0;

@@ -206,13 +206,15 @@ export class KvmPgtable {
   /** kvm_pgtable_walk over [addr, addr + nr): calls the visitor for tables and non-zero leaves. */
   walk(addr: number, nr: number, visitor: KvmPgtableVisitor): void {
     const end = Math.min(addr + nr, this.ia_pages);
-    const top = kvm_granule_pages(this.start_level);
-    for (let a = addr - (addr % top); a < end; a += top) {
-      const i = this.index(a, this.start_level);
+    if (end <= addr) return;
+    const size = kvm_granule_pages(this.start_level);
+    const firstIndex = Math.floor(addr / size);
+    const lastIndex = Math.min(Math.ceil(end / size), PTRS_PER_PTE * this.pgd_pages);
+    for (let i = firstIndex; i < lastIndex; i++) {
       const table = this.pgd + Math.floor(i / PTRS_PER_PTE);
       const words = this.mem.pageView(table);
       const j = i % PTRS_PER_PTE;
-      if (words[2 * j] !== 0 || words[2 * j + 1] !== 0) this.walkEntry(table, j, a, this.start_level, addr, end, visitor);
+      if (words[2 * j] !== 0 || words[2 * j + 1] !== 0) this.walkEntry(table, j, i * size, this.start_level, addr, end, visitor);
     }
   }
 
@@ -220,21 +222,25 @@ export class KvmPgtable {
     const words = this.mem.pageView(table);
     const lo = words[2 * index];
     const hi = words[2 * index + 1];
-    if (lo === 0 && hi === 0) return;
-    const e: WalkEntry = { addr: a, level, lo, hi, table, index };
     if (!kvm_pte_table(lo, level)) {
-      v.leaf?.(e);
+      v.leaf?.({ addr: a, level, lo, hi, table, index });
       return;
     }
+    const e: WalkEntry = { addr: a, level, lo, hi, table, index };
     v.tablePre?.(e);
     const child = kvm_pte_to_pfn(lo, hi);
     const childWords = this.mem.pageView(child);
-    const size = kvm_granule_pages(level + 1);
-    const first = Math.max(0, Math.floor((from - a) / size));
-    for (let i = first; i < PTRS_PER_PTE; i++) {
-      const ca = a + i * size;
-      if (ca >= end) break;
-      if (childWords[2 * i] !== 0 || childWords[2 * i + 1] !== 0) this.walkEntry(child, i, ca, level + 1, from, end, v);
+    const childLevel = level + 1;
+    // Below the last table level only leaves remain: skip them when nobody visits leaves.
+    if (v.leaf !== undefined || childLevel < KVM_PGTABLE_LAST_LEVEL) {
+      const size = kvm_granule_pages(childLevel);
+      const first = Math.max(0, Math.floor((from - a) / size));
+      const last = Math.min(PTRS_PER_PTE, Math.ceil((end - a) / size));
+      for (let i = first; i < last; i++) {
+        if (childWords[2 * i] === 0 && childWords[2 * i + 1] === 0) continue;
+        if (v.leaf === undefined && !kvm_pte_table(childWords[2 * i], childLevel)) continue;
+        this.walkEntry(child, i, a + i * size, childLevel, from, end, v);
+      }
     }
     v.tablePost?.(e);
   }
