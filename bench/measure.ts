@@ -1,6 +1,9 @@
 // The benchmark: lockstep throughput, hyp-only and model-only throughput, the per-call cost of 4 GiB
 // of simulated memory against 16 MiB, and the time the default suite takes to find each catalogued
 // bug. One module; `npm run bench` (bench/run.ts) and `pkvm-check bench` are thin front ends.
+import { benchExplore } from '../checker/explore/bench';
+import { explore } from '../checker/explore/bfs';
+import { OWNERSHIP_BUGS } from '../checker/bugs/ownership';
 import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,11 +36,13 @@ export interface BenchOptions {
   readonly bugRuns: number;
   /** Restrict time-to-bug to these ids (default: every catalogued bug whose suite is available). */
   readonly bugs?: readonly string[];
+  /** Also measure the explorer (a few seconds). */
+  readonly explorer?: boolean;
 }
 
 export const DEFAULT_BENCH: BenchOptions = { seed: 42, sequences: 100, maxSteps: 80, minMs: 1000, bugSeeds: 10, bugRuns: 200 };
 /** A workload small enough for a test. */
-export const TINY_BENCH: BenchOptions = { seed: 1, sequences: 10, maxSteps: 20, minMs: 1, bugSeeds: 1, bugRuns: 50 };
+export const TINY_BENCH: BenchOptions = { seed: 1, sequences: 10, maxSteps: 20, minMs: 1, bugSeeds: 1, bugRuns: 50, explorer: false };
 
 export interface BugTiming {
   /** Median wall time to a failure (including shrinking), over the seeds that found it. */
@@ -63,6 +68,10 @@ export interface BenchResult {
   readonly hypSameCallsSequences: number;
   /** Median ms per bug; a bug no seed found is left out here (see `bugs`). */
   readonly timeToBugMs: Record<string, number>;
+  /** Explorer throughput (model only and lockstep) and bytes stored per state. */
+  readonly explorer: ReturnType<typeof benchExplore> | null;
+  /** Length of the shortest failing trace the explorer finds, per ownership bug. */
+  readonly shortestTrace: Record<string, number>;
   readonly sequencesToBug: Record<string, number>;
   readonly shrunkLength: Record<string, number>;
   readonly bugs: Record<string, BugTiming>;
@@ -258,7 +267,21 @@ export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string)
     }
   }
 
+  let explorer: BenchResult['explorer'] = null;
+  if (opts.explorer !== false) {
+    log('explorer ...');
+    explorer = benchExplore();
+  }
+  // The explorer's shortest trace for every ownership bug, against the random suite's shrunk length.
+  const shortestTrace: Record<string, number> = {};
+  for (const bug of opts.explorer === false ? [] : OWNERSHIP_BUGS) {
+    const r = explore({ pages: 2, vms: 1, gfns: 2, maxPins: 2, depth: 4, symmetry: true, modelOnly: false, bugs: [bug] });
+    if (r.trace) shortestTrace[bug.id] = r.trace.length;
+  }
+
   return {
+    explorer,
+    shortestTrace,
     callsPerSecond: small.perSecond,
     hypOnlyCallsPerSecond: hypOnly.perSecond,
     modelOnlyCallsPerSecond: modelOnly.perSecond,
@@ -294,6 +317,15 @@ export function formatBench(r: BenchResult): string {
     const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
     lines.push(`  ${id.padEnd(34)} ${f(t.ms).padStart(8)} ${f(t.passedMs).padStart(7)} ${f(t.sequences).padStart(6)} ${f(t.shrunkLength).padStart(7)} ${`${t.found}/${t.seeds}`.padStart(7)}`);
   }
+  if (r.explorer) lines.push(
+    '',
+    `explorer, model only              ${n(r.explorer.modelOnlyTransitionsPerSecond).padStart(12)} transitions/s   (target >= 1,000,000)`,
+    `explorer, lockstep                ${n(r.explorer.lockstepTransitionsPerSecond).padStart(12)} transitions/s   (target >= 100,000)`,
+    `explorer, memory                  ${n(r.explorer.bytesPerState).padStart(12)} bytes/state`,
+    '',
+    `shrunk trace vs the explorer's shortest (pages 2, depth 4)`,
+    ...Object.entries(r.shortestTrace).map(([id, len]) => `  ${id.padEnd(34)} ${String(r.shrunkLength[id] ?? '-').padStart(4)} vs ${len}`),
+  );
   lines.push('', `total ${(r.durationMs / 1000).toFixed(1)} s`);
   return `${lines.join('\n')}\n`;
 }
