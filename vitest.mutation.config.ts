@@ -1,9 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 // The fast suite StrykerJS runs against every mutant of hyp/ (`npm run mutation`, see docs/mutation.md).
-// Only the files that drive hyp/: the lockstep suites at mutation-sized run counts (properties/mutation-*.test.ts),
-// the hand-written conformance table, the saved traces, the fault log, the snapshot and the unwinder.
-// The seed is fixed (PKVM_CHECK_SEED, read by properties/seed.ts, set in stryker.config.json) so a
+// Only fast files that drive hyp/: the lockstep suites (ownership, snapshot, unwinder) at mutation-sized
+// run counts and the directed kills (properties/mutation-*.test.ts), the hand-written conformance table,
+// the saved traces, the fault log and the unwinder properties. The big runs (ownership.test.ts, the
+// 1 GiB snapshot tests, the explorer) stay in `npm test`: per mutant they cost minutes.
+// The seed is fixed (PKVM_CHECK_SEED below, read by properties/seed.ts) so a
 // mutant's verdict does not change between runs. No JUnit reporter: it would overwrite reports/junit.xml.
 export default defineConfig({
   test: {
@@ -12,10 +14,7 @@ export default defineConfig({
       'properties/conformance.test.ts',
       'properties/regression.test.ts',
       'properties/fault-log.test.ts',
-      'properties/snapshot.test.ts',
       'properties/unwinder.test.ts',
-      'properties/unwinder-bugs.test.ts',
-      'properties/explore.test.ts',
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,

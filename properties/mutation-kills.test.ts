@@ -23,7 +23,7 @@ function lockstepHolds(name: 'ownership' | 'snapshot' | 'unwinder', runs: number
 }
 
 describe('lockstep at mutation-testing size', () => {
-  test('ownership: model and hyp agree and every invariant holds', () => lockstepHolds('ownership', 400, 60));
-  test('snapshot: model and hyp agree and every invariant holds', () => lockstepHolds('snapshot', 60, 30));
-  test('unwinder: model and hyp agree and every invariant holds', () => lockstepHolds('unwinder', 60, 4));
+  test('ownership: model and hyp agree and every invariant holds', () => lockstepHolds('ownership', 150, 60));
+  test('snapshot: model and hyp agree and every invariant holds', () => lockstepHolds('snapshot', 30, 30));
+  test('unwinder: model and hyp agree and every invariant holds', () => lockstepHolds('unwinder', 30, 4));
 });
