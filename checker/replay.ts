@@ -7,6 +7,7 @@ import { makeLockstep } from './suites';
 import type { TraceFile } from './trace/file';
 import { formatCall, formatResult, InputError, type TraceStep } from './vocabulary';
 import { abstractPage, pageKey } from './abstraction';
+import { ptdump } from '../hyp/ptdump';
 
 export interface ReplayResult {
   readonly ok: boolean;
@@ -73,11 +74,18 @@ export function replayTrace(file: string, trace: TraceFile, inject: string | nul
   return { ok: failure === null, steps: trace.steps.length, failure, lines };
 }
 
-/** At the failing step: the model's and hyp's view of every page the message names. */
+/**
+ * At the failing step: the model's and hyp's view of every page the message names, and a ptdump of
+ * the host stage-2 over the 2 MiB around each.
+ */
 function affected(ls: Lockstep, f: Failure): string[] {
-  const pfns = [...f.message.matchAll(/pfn (0x[0-9a-f]+)/g)].map((m) => Number(m[1]));
-  return [...new Set(pfns)].slice(0, SHOWN).flatMap((pfn) => [
-    `        pfn ${hex(pfn)} expected (model): ${pageKey(page(ls.model, pfn))}`,
-    `        pfn ${hex(pfn)} found (hyp):      ${pageKey(abstractPage(ls.hyp, pfn))}`,
-  ]);
+  const pfns = [...new Set([...f.message.matchAll(/pfn (0x[0-9a-f]+)/g)].map((m) => Number(m[1])))].slice(0, SHOWN);
+  const blocks = [...new Set(pfns.map((p) => p - (p % 512)))];
+  return [
+    ...pfns.flatMap((pfn) => [
+      `        pfn ${hex(pfn)} expected (model): ${pageKey(page(ls.model, pfn))}`,
+      `        pfn ${hex(pfn)} found (hyp):      ${pageKey(abstractPage(ls.hyp, pfn))}`,
+    ]),
+    ...blocks.flatMap((b) => [`        host stage-2, ${hex(b * 4096)}-${hex((b + 512) * 4096)}:`, ...ptdump(ls.hyp.host_mmu, b, 512).map((l) => `          ${l}`)]),
+  ];
 }

@@ -31,10 +31,10 @@ function describe(e: WalkEntry): string {
 }
 
 /**
- * The dump of a whole table. Runs merge entries with the same description whose input ranges are
- * contiguous and whose output addresses continue each other (valid entries).
+ * The dump of a table (or of the input range [from, from + nr)). Runs merge entries with the same
+ * description whose input ranges are contiguous and whose output addresses continue each other.
  */
-export function ptdump(pgt: KvmPgtable): string[] {
+export function ptdump(pgt: KvmPgtable, from = 0, nr = pgt.ia_pages): string[] {
   const lines: string[] = [];
   let start = 0;
   let end = 0;
@@ -43,7 +43,7 @@ export function ptdump(pgt: KvmPgtable): string[] {
   const flush = () => {
     if (desc !== '') lines.push(`${hexAddr(start)}-${hexAddr(end)}  ${ptdump_size(end - start)}  ${desc}`);
   };
-  pgt.walk(0, pgt.ia_pages, {
+  pgt.walk(from, nr, {
     leaf: (e) => {
       const d = describe(e);
       const size = pt.kvm_granule_pages(e.level);
