@@ -66,7 +66,16 @@ export function checkFaultLog(model: State, hyp: Pkvm, step: number): Failure | 
 }
 
 /** Walks every table of every stage: table pages are hyp's, used once, correctly refcounted, not leaked. */
-export function checkTables(model: State, hyp: Pkvm, step: number): Failure | null {
+/** Non-zero descriptors in a table page. */
+export function countEntries(hyp: Pkvm, table: number): number {
+  let entries = 0;
+  const words = hyp.mem.pageView(table);
+  for (let i = 0; i < 1024; i += 2) if (words[i] !== 0 || words[i + 1] !== 0) entries++;
+  return entries;
+}
+
+/** `entriesOf` may answer from a cache for table pages not written since it was filled. */
+export function checkTables(model: State, hyp: Pkvm, step: number, entriesOf = (t: number) => countEntries(hyp, t)): Failure | null {
   const seen = new Set<number>();
   const pgds: [KvmPgtable, string][] = [[hyp.host_mmu, 'host stage-2'], [hyp.hyp_pgt, 'hyp stage-1'], ...hyp.vms().map((v): [KvmPgtable, string] => [v.pgt, `vm ${hex(v.handle)}`])];
   for (const [pgt, name] of pgds) {
@@ -78,9 +87,7 @@ export function checkTables(model: State, hyp: Pkvm, step: number): Failure | nu
       seen.add(t);
       if (page(model, t).owner !== 'hyp' || page(model, t).use === 'free')
         return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is not a page hyp uses (model: ${pageKey(page(model, t))})`);
-      let entries = 0;
-      const words = hyp.mem.pageView(t);
-      for (let i = 0; i < 1024; i += 2) if (words[i] !== 0 || words[i + 1] !== 0) entries++;
+      const entries = entriesOf(t);
       if (hyp.vmemmap.refcount(t) !== entries + 1) return fail('table-refcount', step, `${name}: table page ${hex(t)} has ${entries} entries but refcount ${hyp.vmemmap.refcount(t)}`);
     }
   }
@@ -111,7 +118,7 @@ export function checkCarveout(hyp: Pkvm, step: number): Failure | null {
 }
 
 /** Everything, at the end of a sequence: every page either side knows of, VMs, fault log, tables. */
-export function checkAll(model: State, hyp: Pkvm, step: number): Failure | null {
+export function checkAll(model: State, hyp: Pkvm, step: number, entriesOf?: (table: number) => number): Failure | null {
   const carve = checkCarveout(hyp, step);
   if (carve) return carve;
   const [first, nr] = hyp.layout.carveout;
@@ -127,5 +134,5 @@ export function checkAll(model: State, hyp: Pkvm, step: number): Failure | null 
     const f = checkVm(model, hyp, h, step);
     if (f) return f;
   }
-  return checkFaultLog(model, hyp, step) ?? checkTables(model, hyp, step);
+  return checkFaultLog(model, hyp, step) ?? checkTables(model, hyp, step, entriesOf);
 }

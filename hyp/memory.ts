@@ -112,6 +112,13 @@ export class PhysMem {
     return out;
   }
 
+  /** The pages written since `mark` (from the journal). */
+  writtenPages(mark: number): Set<number> {
+    const pages = new Set<number>();
+    for (let i = mark; i < this.jlen; i += 2) if (this.journal[i] >= 0) pages.add(Math.floor(this.journal[i] / PAGE_WORDS));
+    return pages;
+  }
+
   /** "pfn 0x40003 byte 0x10" or "hyp data cell 12" for a journal address. */
   describe(addr: number): string {
     if (addr < 0) return `hyp data cell ${-addr - 1}`;
