@@ -28,7 +28,7 @@ const OWNERSHIP_MIX: readonly [CallName, number][] = [
   ['hyp_unpin_shared_mem', 6],
   ['__pkvm_host_share_guest', 9],
   ['__pkvm_host_unshare_guest', 7],
-  ['__pkvm_init_vm', 5],
+  ['__pkvm_init_vm', 8],
   ['__pkvm_teardown_vm', 3],
 ];
 
@@ -155,6 +155,7 @@ export function resolve(s: AbstractStep, model: State, ctx: ResolveContext): Tra
     case 'hyp_unpin_shared_mem':
       return { call: s.call, args: range(c % 2 ? pinned : lentToHyp) };
     case '__pkvm_host_share_guest': {
+      if (model.vms.size === 0 && c % 5 !== 0) return resolve({ call: '__pkvm_init_vm', d: s.d }, model, ctx); // a guest needs a VM first
       const vm = pickVm(ctx, model, c);
       const huge = b % 8 === 0;
       const pfn = huge ? pickPage(ctx, model, a) & ~(PTRS_PER_TABLE - 1) : pickPage(ctx, model, a, e % 2 ? guestShared : lentToHyp);
@@ -163,9 +164,15 @@ export function resolve(s: AbstractStep, model: State, ctx: ResolveContext): Tra
       return { call: s.call, args: { pfn, gfn, nr_pages, vm, prot: PROTS[f % 8] } };
     }
     case '__pkvm_host_unshare_guest': {
+      if (model.vms.size === 0 && c % 5 !== 0) return resolve({ call: '__pkvm_init_vm', d: s.d }, model, ctx);
       const vm = pickVm(ctx, model, c);
       const gfn = pickGfn(model, vm, ctx, e, true);
-      return { call: s.call, args: { gfn, nr_pages: b % 6 === 0 ? PTRS_PER_TABLE : b % 17 === 1 ? 0 : 1, vm } };
+      // Mostly the size the gfn was shared with; sometimes the other one (-E2BIG) or a bad one.
+      const handle = typeof vm === 'number' ? vm : [...ctx.vmSteps].find(([, st]) => st === vm.ref)?.[0];
+      const shared = handle === undefined ? undefined : model.vms.get(handle)?.gfns.get(gfn)?.nr;
+      const other = shared === PTRS_PER_TABLE ? 1 : PTRS_PER_TABLE;
+      const nr_pages = b % 17 === 1 ? 0 : b % 4 === 0 ? other : (shared ?? 1);
+      return { call: s.call, args: { gfn, nr_pages, vm } };
     }
     case '__pkvm_init_vm': {
       const pfn = pickPage(ctx, model, a, hostOwned);
