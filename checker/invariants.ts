@@ -4,7 +4,7 @@ import { FAULT_LOG_SIZE, PA_PFNS } from '../types/config';
 import { hostState, hypState, page, type State } from '../model/state';
 import { isMemory } from '../model/range';
 import type { Pkvm } from '../hyp/pkvm';
-import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_VALID, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
+import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_VALID, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import type { Failure } from './suite-types';
 import { abstractPage, guestMappings, nonDefaultPages, pageKey } from './abstraction';
 import { formatProt } from './vocabulary';
@@ -20,7 +20,8 @@ export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): F
   const host = translate(hyp.mem, hyp.host_mmu, pfn);
   const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
   const got = abstractPage(hyp, pfn, host, hypLeaf);
-  if (pageKey(want) !== pageKey(got)) return fail('state-agrees', step, `pfn ${hex(pfn)}: model ${pageKey(want)}, hyp ${pageKey(got)}`);
+  const same = want.owner === got.owner && want.use === got.use && want.hyp === got.hyp && want.ffa === got.ffa && want.guests === got.guests && want.pins === got.pins;
+  if (!same) return fail('state-agrees', step, `pfn ${hex(pfn)}: model ${pageKey(want)}, hyp ${pageKey(got)}`);
   // The host reaches a page through a valid identity leaf, or a zero entry that its fault would map.
   const hostReaches = (isValid(host) && outputPfn(host, pfn) === pfn) || isZero(host);
   const hs = hostState(want);
@@ -35,14 +36,32 @@ export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): F
   return null;
 }
 
-/** The guest mappings of one VM agree. */
-export function checkVm(model: State, hyp: Pkvm, handle: number, step: number): Failure | null {
+/** A guest mapping as "pfn 0x.. nr N PROT", read from the guest stage-2 (undefined if unmapped). */
+function guestLeaf(hyp: Pkvm, pgt: KvmPgtable, gfn: number): string | undefined {
+  const t = translate(hyp.mem, pgt, gfn);
+  if (isZero(t)) return undefined;
+  const prot = formatProt({ r: (t.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (t.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (t.hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
+  return `pfn ${hex(outputPfn(t, gfn))} nr ${2 ** (9 * (3 - t.level))} ${prot}${isValid(t) ? '' : ' INVALID'}`;
+}
+
+/** The guest mappings of one VM agree: all of them, or only at `gfns` (after a call that touched just those). */
+export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, gfns?: readonly number[]): Failure | null {
   const vm = model.vms.get(handle);
   const hypVm = hyp.vm(handle);
   if (!vm !== !hypVm) return fail('state-agrees', step, `vm ${hex(handle)}: model ${vm ? 'has it' : 'has no such VM'}, hyp ${hypVm ? 'has it' : 'has no such VM'}`);
   if (!vm || !hypVm) return null;
   if (vm.first !== hypVm.first || vm.nr !== hypVm.nr)
     return fail('state-agrees', step, `vm ${hex(handle)}: model pages ${hex(vm.first)}+${vm.nr}, hyp ${hex(hypVm.first)}+${hypVm.nr}`);
+  if (gfns !== undefined) {
+    for (const gfn of gfns) {
+      if (gfn >= hypVm.pgt.ia_pages) continue; // outside the guest IPA space: the call was refused
+      const m = vm.gfns.get(gfn);
+      const want = m && `pfn ${hex(m.pfn)} nr ${m.nr} ${formatProt(m.prot)}`;
+      const got = guestLeaf(hyp, hypVm.pgt, gfn);
+      if (got !== want) return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want ?? 'unmapped'}, hyp ${got ?? 'unmapped'}`);
+    }
+    return null;
+  }
   const got = guestMappings(hyp, handle);
   if (got.size !== vm.gfns.size) return fail('state-agrees', step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${got.size}`);
   for (const [gfn, m] of vm.gfns) {
@@ -50,6 +69,14 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number): 
     if (got.get(gfn) !== want) return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${got.get(gfn) ?? 'unmapped'}`);
   }
   return null;
+}
+
+/** After one host access: the log's counters and newest entry (the whole log is compared at the end). */
+export function checkFaultLogTail(model: State, hyp: Pkvm, step: number): Failure | null {
+  const got = hyp.faults.tail();
+  const want = model.faults;
+  const same = got.count === want.entries.length && got.last === (want.entries[want.entries.length - 1] ?? -1) && got.warned === want.warned && got.dropped === want.dropped && got.aborts === want.aborts;
+  return same ? null : checkFaultLog(model, hyp, step);
 }
 
 export function checkFaultLog(model: State, hyp: Pkvm, step: number): Failure | null {

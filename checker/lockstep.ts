@@ -8,7 +8,7 @@ import { Pkvm } from '../hyp/pkvm';
 import { handle_host_hcall } from '../hyp/hyp-main';
 import { PoolExhausted } from '../hyp/pool';
 import type { Coverage, Failure } from './suite-types';
-import { checkAll, checkFaultLog, checkPage, checkVm, countEntries } from './invariants';
+import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm, countEntries } from './invariants';
 import { kvm_pte_to_pfn } from '../hyp/pgtable';
 import { formatResult, resolveStep, type TraceStep } from './vocabulary';
 import { annotationOwner, isValid, isZero, translate } from './walk';
@@ -128,22 +128,23 @@ export class Lockstep {
       if (f) return f;
     }
     for (const h of footprint.vms) {
-      const f = checkVm(this.model, this.hyp, h, n);
+      const f = checkVm(this.model, this.hyp, h, n, footprint.gfns);
       if (f) return f;
     }
-    return call.call === 'host_access' || call.call === '__pkvm_init_vm' ? checkFaultLog(this.model, this.hyp, n) : null;
+    if (call.call === 'host_access') return checkFaultLogTail(this.model, this.hyp, n);
+    return call.call === '__pkvm_init_vm' ? checkFaultLog(this.model, this.hyp, n) : null;
   }
 
-  /** The pages and VMs a call may change, computed before it runs (from the model). */
-  private footprint(call: Call): { pages: number[]; vms: number[] } {
+  /** The pages, VMs and guest frames a call may change, computed before it runs (from the model). */
+  private footprint(call: Call): { pages: number[]; vms: number[]; gfns?: number[] } {
     const range = (pfn: number, nr: number) => Array.from({ length: Math.min(nr, FOOTPRINT_CAP) }, (_, i) => pfn + i);
     const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number; gfn: number }>;
     switch (call.call) {
       case '__pkvm_host_share_guest':
-        return { pages: range(a.pfn!, a.nr_pages!), vms: [a.vm!] };
+        return { pages: range(a.pfn!, a.nr_pages!), vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
       case '__pkvm_host_unshare_guest': {
         const m = this.model.vms.get(a.vm!)?.gfns.get(a.gfn!);
-        return { pages: m ? range(m.pfn, m.nr) : [], vms: [a.vm!] };
+        return { pages: m ? range(m.pfn, m.nr) : [], vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
       }
       case '__pkvm_teardown_vm': {
         const vm = this.model.vms.get(a.vm!);

@@ -55,6 +55,12 @@ export class HostFaultLog {
     for (const i of [COUNT, WARNED, DROPPED, ABORTS]) this.set(i, 0);
   }
 
+  /** The counters and the newest entry (-1 when empty), without copying the table. */
+  tail(): { count: number; last: number; warned: boolean; dropped: number; aborts: number } {
+    const count = this.at(COUNT);
+    return { count, last: count > 0 ? this.at(ENTRIES + count - 1) : -1, warned: this.at(WARNED) !== 0, dropped: this.at(DROPPED), aborts: this.at(ABORTS) };
+  }
+
   view(): FaultLogView {
     const entries: number[] = [];
     for (let i = 0; i < this.at(COUNT); i++) entries.push(this.at(ENTRIES + i));
