@@ -18,8 +18,8 @@ export function abstractPage(hyp: Pkvm, pfn: number, host = translate(hyp.mem, h
   let use: AbstractPage['use'] = 'free';
   if (owner === 'hyp' && flags & HYP_PAGE_INTERNAL) {
     const [first, nr] = hyp.layout.carveout;
-    const vm = pfn >= first && pfn < first + nr ? undefined : hyp.vms().find((v) => pfn >= v.first && pfn < v.first + v.nr);
-    use = vm ? vm.handle : 'hyp';
+    const vm = pfn >= first && pfn < first + nr ? -1 : hyp.vm_of_page(pfn);
+    use = vm >= 0 ? vm : 'hyp';
   }
   return {
     owner,

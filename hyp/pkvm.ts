@@ -61,6 +61,17 @@ export class Pkvm extends Hyp {
     return { handle, first: this.mem.cell(base + FIRST), nr: this.mem.cell(base + NR), pgt: this.guestPgt(slot) };
   }
 
+  /** The handle of the live VM whose donated pages include `pfn`, or -1. */
+  vm_of_page(pfn: number): number {
+    for (let slot = 0; slot < MAX_VMS; slot++) {
+      const base = this.vmCells + slot * SLOT_CELLS;
+      if (!this.mem.cell(base + IN_USE)) continue;
+      const first = this.mem.cell(base + FIRST);
+      if (pfn >= first && pfn < first + this.mem.cell(base + NR)) return VM_HANDLE_OFFSET + slot;
+    }
+    return -1;
+  }
+
   /** Live VMs, for the checker's abstraction. */
   vms(): PkvmVmView[] {
     const out: PkvmVmView[] = [];
