@@ -8,8 +8,8 @@ import { Lockstep } from '../checker/lockstep';
 import { runSteps } from '../checker/sequence';
 import type { TraceStep } from '../checker/vocabulary';
 import { Pkvm } from '../hyp/pkvm';
-import { kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
-import { DEFAULT_CONFIG, GUEST_IPA_PFNS, MAX_VMS, VM_HANDLE_OFFSET, type MachineConfig } from '../types/config';
+import { kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
+import { DEFAULT_CONFIG, GUEST_IPA_PFNS, MAX_VMS, PA_PFNS, VM_HANDLE_OFFSET, type MachineConfig } from '../types/config';
 import { EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
 
 const RW = { r: true, w: true, x: false };
@@ -75,6 +75,14 @@ describe('ownership calls next to other pages', () => {
     expect(hyp.__pkvm_init_vm(0x40101, 3)).toBe(VM_HANDLE_OFFSET);
     expect(hyp.__pkvm_hyp_donate_host(0x40100, 1)).toBe(0);
     expect(hyp.__pkvm_hyp_donate_host(0x40101, 1)).toBe(-EPERM);
+    // ... and each page of its range, not the pages before it.
+    expect(hyp.__pkvm_host_donate_hyp(0x40104, 2)).toBe(0);
+    expect(hyp.__pkvm_hyp_donate_host(0x40104, 2)).toBe(0);
+  });
+
+  test('descriptors encode output addresses above 4 GiB (pfn >= 2^20)', () => {
+    for (const pfn of [0, 0xfffff, 0x100000, 0x123456, PA_PFNS - 1]) expect(kvm_pte_to_pfn(kvm_pfn_to_pte_lo(pfn), kvm_pfn_to_pte_hi(pfn))).toBe(pfn);
+    expect(kvm_pfn_to_pte_hi(0x123456)).toBe(1);
   });
 
   test('pins and unpins of several pages check each page', () => {
@@ -111,6 +119,8 @@ describe('protected VMs', () => {
     vm.pgt.walk(0, GUEST_IPA_PFNS, { tablePre: (e) => tables.push(kvm_pte_to_pfn(e.lo, e.hi)) });
     expect(tables.sort()).toEqual([0x40103, 0x40104]);
     expect(hyp.guest_reserve.inUse().size).toBe(0);
+    const h2 = hyp.__pkvm_init_vm(0x40300, 3);
+    expect([h2, hyp.mem.read32(0x40300, 0), hyp.mem.read32(0x40300, 1)]).toEqual([VM_HANDLE_OFFSET + 1, VM_HANDLE_OFFSET + 1, 3]);
   });
 
   test('every page hyp writes for a VM is reported to the write check', () => {
