@@ -3,7 +3,7 @@
 import type { Call } from '../types/calls';
 import { ERRNO_NAMES } from '../types/errno';
 import type { MachineConfig } from '../types/config';
-import { cloneState, execModel, initialState, page, type State } from '../model';
+import { cloneState, execModel, initialState, type State } from '../model';
 import { Pkvm } from '../hyp/pkvm';
 import { handle_host_hcall } from '../hyp/hyp-main';
 import { PoolExhausted } from '../hyp/pool';
@@ -169,11 +169,5 @@ export class Lockstep {
     const written = this.hyp.mem.writtenPages(0);
     const entriesOf = (t: number) => (written.has(t) ? countEntries(this.hyp, t) : (this.bootEntries.get(t) ?? countEntries(this.hyp, t)));
     return checkAll(this.model, this.hyp, this.results.length, entriesOf);
-  }
-
-  /** For reports: a page's model state in words. */
-  describePage(pfn: number): string {
-    const p = page(this.model, pfn);
-    return `${p.owner}${p.use !== 'free' ? ` (used by ${p.use})` : ''}${p.hyp ? ', lent to hyp' : ''}${p.ffa ? ', lent to ffa' : ''}${p.guests ? `, shared with ${p.guests} guest mapping(s)` : ''}${p.pins ? `, ${p.pins} pin(s)` : ''}`;
   }
 }
