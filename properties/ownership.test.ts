@@ -6,6 +6,7 @@ import { OWNERSHIP_BUGS } from '../checker/bugs/ownership';
 import { runSuite } from '../checker/suites';
 import { writeReports } from '../checker/report/summary';
 import { SEED } from './seed';
+import { DEFAULT_MAX_STEPS, DEFAULT_RUNS, DEFAULT_SEED } from '../checker/cli/run';
 
 const out = () => mkdtempSync(join(tmpdir(), 'pkvm-check-'));
 
@@ -35,8 +36,9 @@ describe('ownership: model and hyp in lockstep', () => {
     for (const [call, results] of Object.entries(EXPECTED)) for (const res of results) expect(r.coverage[call]?.[res] ?? 0, `${call} -> ${res}`).toBeGreaterThan(0);
   });
 
+  // "The default run": the CLI's defaults, seed included, so this never depends on PKVM_CHECK_SEED.
   test.each(OWNERSHIP_BUGS.map((b) => b.id))('the default run catches bug %s with a short trace', (id) => {
-    const r = runSuite('ownership', { runs: 200, seed: SEED, maxSteps: 80, inject: id, outDir: out() });
+    const r = runSuite('ownership', { runs: DEFAULT_RUNS, seed: DEFAULT_SEED, maxSteps: DEFAULT_MAX_STEPS, inject: id, outDir: out() });
     expect(r.ok).toBe(false);
     expect(r.counterexample).not.toBeNull();
     expect(r.counterexampleSteps).toBeLessThanOrEqual(8);

@@ -10,6 +10,7 @@ import { intFlag, parseFlags, UsageError } from './usage';
 
 export const DEFAULT_RUNS = 200;
 export const DEFAULT_MAX_STEPS = 80;
+export const DEFAULT_SEED = 42;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
@@ -30,7 +31,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const suites: SuiteName[] = suiteArg === 'all' ? available : [suiteArg as SuiteName];
   const opts = {
     runs: intFlag('runs', values.runs, DEFAULT_RUNS, 1, 10_000_000),
-    seed: intFlag('seed', values.seed, 42, 0, 2 ** 31 - 1),
+    seed: intFlag('seed', values.seed, DEFAULT_SEED, 0, 2 ** 31 - 1),
     maxSteps: intFlag('max-steps', values['max-steps'], DEFAULT_MAX_STEPS, 1, 100_000),
     inject,
     outDir: values.out ?? 'counterexamples',
