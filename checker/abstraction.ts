@@ -2,7 +2,7 @@
 // that the two can be compared page by page (footprint) or as a whole.
 import { PA_PFNS } from '../types/config';
 import type { Page } from '../model/state';
-import { formatProt } from './vocabulary';
+import { formatProt, hex } from './vocabulary';
 import type { Pkvm } from '../hyp/pkvm';
 import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, type WalkEntry, kvm_granule_pages, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL } from '../hyp/vmemmap';
@@ -48,16 +48,22 @@ export function nonDefaultPages(hyp: Pkvm, [skipFrom, skipTo]: [number, number] 
   return pages;
 }
 
+/** A guest leaf's mapping of one gfn as the model writes it: "pfn 0x.. nr N PROT" (the page at `offset` in the leaf). */
+export function describeGuestLeaf(lo: number, hi: number, level: number, offset: number): string {
+  const prot = formatProt({ r: (lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
+  return `${describeGuestMapping(kvm_pte_to_pfn(lo, hi) + offset, kvm_granule_pages(level), prot)}${kvm_pte_valid(lo) ? '' : ' INVALID'}`;
+}
+
+/** The same text from the model's side. */
+export const describeGuestMapping = (pfn: number, nr: number, prot: string): string => `pfn ${hex(pfn)} nr ${nr} ${prot}`;
+
 /** A VM's guest mappings in the model's per-gfn form: gfn -> "pfn nr prot". */
 export function guestMappings(hyp: Pkvm, handle: number): Map<number, string> {
   const vm = hyp.vm(handle);
   const out = new Map<number, string>();
   vm?.pgt.walk(0, vm.pgt.ia_pages, {
     leaf: (e) => {
-      const n = kvm_granule_pages(e.level);
-      const prot = formatProt({ r: (e.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (e.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (e.hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
-      const pfn = kvm_pte_to_pfn(e.lo, e.hi);
-      for (let i = 0; i < n; i++) out.set(e.addr + i, `pfn 0x${(pfn + i).toString(16)} nr ${n} ${prot}${kvm_pte_valid(e.lo) ? '' : ' INVALID'}`);
+      for (let i = 0; i < kvm_granule_pages(e.level); i++) out.set(e.addr + i, describeGuestLeaf(e.lo, e.hi, e.level, i));
     },
   });
   return out;

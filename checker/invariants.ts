@@ -4,13 +4,12 @@ import { FAULT_LOG_SIZE, PA_PFNS } from '../types/config';
 import { hostState, hypState, page, type State } from '../model/state';
 import { isMemory } from '../model/range';
 import type { Pkvm } from '../hyp/pkvm';
-import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_VALID, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
+import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_VALID, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import type { Failure } from './suite-types';
-import { abstractPage, guestMappings, nonDefaultPages, pageKey } from './abstraction';
-import { formatProt } from './vocabulary';
+import { abstractPage, describeGuestLeaf, describeGuestMapping, guestMappings, nonDefaultPages, pageKey } from './abstraction';
+import { formatProt, hex } from './vocabulary';
 import { eachPageEntry, isValid, isZero, outputPfn, translate } from './walk';
 
-const hex = (n: number) => `0x${n.toString(16)}`;
 const fail = (property: string, step: number, message: string): Failure => ({ property, step, message });
 
 /** Model and hyp agree on one page, and the host and hyp can reach it exactly as its states say. */
@@ -36,12 +35,10 @@ export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): F
   return null;
 }
 
-/** A guest mapping as "pfn 0x.. nr N PROT", read from the guest stage-2 (undefined if unmapped). */
+/** A guest mapping read from the guest stage-2 (undefined if unmapped). */
 function guestLeaf(hyp: Pkvm, pgt: KvmPgtable, gfn: number): string | undefined {
   const t = translate(hyp.mem, pgt, gfn);
-  if (isZero(t)) return undefined;
-  const prot = formatProt({ r: (t.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (t.lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (t.hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
-  return `pfn ${hex(outputPfn(t, gfn))} nr ${2 ** (9 * (3 - t.level))} ${prot}${isValid(t) ? '' : ' INVALID'}`;
+  return isZero(t) ? undefined : describeGuestLeaf(t.lo, t.hi, t.level, outputPfn(t, gfn) - kvm_pte_to_pfn(t.lo, t.hi));
 }
 
 /** The guest mappings of one VM agree: all of them, or only at `gfns` (after a call that touched just those). */
@@ -56,7 +53,7 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, g
     for (const gfn of gfns) {
       if (gfn >= hypVm.pgt.ia_pages) continue; // outside the guest IPA space: the call was refused
       const m = vm.gfns.get(gfn);
-      const want = m && `pfn ${hex(m.pfn)} nr ${m.nr} ${formatProt(m.prot)}`;
+      const want = m && describeGuestMapping(m.pfn, m.nr, formatProt(m.prot));
       const got = guestLeaf(hyp, hypVm.pgt, gfn);
       if (got !== want) return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want ?? 'unmapped'}, hyp ${got ?? 'unmapped'}`);
     }
@@ -65,7 +62,7 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, g
   const got = guestMappings(hyp, handle);
   if (got.size !== vm.gfns.size) return fail('state-agrees', step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${got.size}`);
   for (const [gfn, m] of vm.gfns) {
-    const want = `pfn ${hex(m.pfn)} nr ${m.nr} ${formatProt(m.prot)}`;
+    const want = describeGuestMapping(m.pfn, m.nr, formatProt(m.prot));
     if (got.get(gfn) !== want) return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${got.get(gfn) ?? 'unmapped'}`);
   }
   return null;

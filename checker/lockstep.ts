@@ -102,7 +102,7 @@ export class Lockstep {
   }
 
   private ownershipStep(call: Call, ts: TraceStep, n: number, mark: number): Failure | null {
-    const footprint = this.footprint(call);
+    const touched = footprint(this.model, call);
     const want = execModel(this.model, call);
     let got: number;
     try {
@@ -123,42 +123,16 @@ export class Lockstep {
         return { property: 'failed-call-changes-nothing', step: n, message: `${call.call} failed with ${formatResult(got)} but changed ${changed.length} location(s), first ${this.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}` };
       }
     }
-    for (const pfn of footprint.pages) {
+    for (const pfn of touched.pages) {
       const f = checkPage(this.model, this.hyp, pfn, n);
       if (f) return f;
     }
-    for (const h of footprint.vms) {
-      const f = checkVm(this.model, this.hyp, h, n, footprint.gfns);
+    for (const h of touched.vms) {
+      const f = checkVm(this.model, this.hyp, h, n, touched.gfns);
       if (f) return f;
     }
     if (call.call === 'host_access') return checkFaultLogTail(this.model, this.hyp, n);
     return call.call === '__pkvm_init_vm' ? checkFaultLog(this.model, this.hyp, n) : null;
-  }
-
-  /** The pages, VMs and guest frames a call may change, computed before it runs (from the model). */
-  private footprint(call: Call): { pages: number[]; vms: number[]; gfns?: number[] } {
-    const range = (pfn: number, nr: number) => Array.from({ length: Math.min(nr, FOOTPRINT_CAP) }, (_, i) => pfn + i);
-    const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number; gfn: number }>;
-    switch (call.call) {
-      case '__pkvm_host_share_guest':
-        return { pages: range(a.pfn!, a.nr_pages!), vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
-      case '__pkvm_host_unshare_guest': {
-        const m = this.model.vms.get(a.vm!)?.gfns.get(a.gfn!);
-        return { pages: m ? range(m.pfn, m.nr) : [], vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
-      }
-      case '__pkvm_teardown_vm': {
-        const vm = this.model.vms.get(a.vm!);
-        return { pages: vm ? [...range(vm.first, vm.nr), ...[...vm.gfns.values()].map((m) => m.pfn).slice(0, FOOTPRINT_CAP)] : [], vms: [a.vm!] };
-      }
-      case '__pkvm_init_vm':
-        return { pages: range(a.pfn!, a.nr_pages!), vms: [] };
-      case '__pkvm_host_share_hyp':
-      case '__pkvm_host_unshare_hyp':
-      case 'host_access':
-        return { pages: [a.pfn!], vms: [] };
-      default:
-        return a.pfn === undefined ? { pages: [], vms: [] } : { pages: range(a.pfn, a.nr_pages ?? 1), vms: [] };
-    }
   }
 
   /**
@@ -169,5 +143,31 @@ export class Lockstep {
     const written = this.hyp.mem.writtenPages(0);
     const entriesOf = (t: number) => (written.has(t) ? countEntries(this.hyp, t) : (this.bootEntries.get(t) ?? countEntries(this.hyp, t)));
     return checkAll(this.model, this.hyp, this.results.length, entriesOf);
+  }
+}
+
+/** The pages, VMs and guest frames a call may change, computed before it runs (from the model). */
+export function footprint(model: State, call: Call): { pages: number[]; vms: number[]; gfns?: number[] } {
+  const range = (pfn: number, nr: number) => Array.from({ length: Math.min(nr, FOOTPRINT_CAP) }, (_, i) => pfn + i);
+  const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number; gfn: number }>;
+  switch (call.call) {
+    case '__pkvm_host_share_guest':
+      return { pages: range(a.pfn!, a.nr_pages!), vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
+    case '__pkvm_host_unshare_guest': {
+      const m = model.vms.get(a.vm!)?.gfns.get(a.gfn!);
+      return { pages: m ? range(m.pfn, m.nr) : [], vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
+    }
+    case '__pkvm_teardown_vm': {
+      const vm = model.vms.get(a.vm!);
+      return { pages: vm ? [...range(vm.first, vm.nr), ...[...vm.gfns.values()].map((m) => m.pfn).slice(0, FOOTPRINT_CAP)] : [], vms: [a.vm!] };
+    }
+    case '__pkvm_init_vm':
+      return { pages: range(a.pfn!, a.nr_pages!), vms: [] };
+    case '__pkvm_host_share_hyp':
+    case '__pkvm_host_unshare_hyp':
+    case 'host_access':
+      return { pages: [a.pfn!], vms: [] };
+    default:
+      return a.pfn === undefined ? { pages: [], vms: [] } : { pages: range(a.pfn, a.nr_pages ?? 1), vms: [] };
   }
 }

@@ -2,10 +2,10 @@
 // names: the way a kernel developer reads a counterexample.
 import { hostState, hypState, page, type State } from '../model/state';
 import type { Failure } from './suite-types';
-import type { Lockstep } from './lockstep';
+import { footprint, type Lockstep } from './lockstep';
 import { makeLockstep } from './suites';
 import type { TraceFile } from './trace/file';
-import { formatCall, formatResult, InputError, type TraceStep } from './vocabulary';
+import { formatCall, formatResult, hex, InputError, resolveStep } from './vocabulary';
 import { abstractPage, pageKey } from './abstraction';
 import { ptdump } from '../hyp/ptdump';
 
@@ -17,20 +17,9 @@ export interface ReplayResult {
   readonly lines: string[];
 }
 
-const hex = (n: number) => `0x${n.toString(16)}`;
 /** Pages shown per step for a range. */
 const SHOWN = 4;
 
-function pagesOf(step: TraceStep, model: State, results: readonly number[]): number[] {
-  const a = step.args as Partial<{ pfn: number; nr_pages: number; gfn: number; vm: number | { ref: number } }>;
-  if (step.call === '__pkvm_host_unshare_guest' && a.gfn !== undefined) {
-    const vm = typeof a.vm === 'object' ? results[a.vm.ref - 1] : a.vm;
-    const m = vm === undefined ? undefined : model.vms.get(vm)?.gfns.get(a.gfn);
-    return m ? [m.pfn] : [];
-  }
-  if (a.pfn === undefined) return [];
-  return Array.from({ length: Math.min(a.nr_pages ?? 1, SHOWN) }, (_, i) => a.pfn! + i);
-}
 
 function describe(model: State, pfn: number): string {
   const p = page(model, pfn);
@@ -49,9 +38,11 @@ export function replayTrace(file: string, trace: TraceFile, inject: string | nul
   let failure: Failure | null = null;
   for (let i = 0; i < trace.steps.length && !failure; i++) {
     const step = trace.steps[i];
-    const pages = pagesOf(step, ls.model, ls.results);
-    const before = pages.map((p) => describe(ls.model, p));
+    let pages: number[] = [];
+    let before: string[] = [];
     try {
+      pages = footprint(ls.model, resolveStep(step, ls.results)).pages.slice(0, SHOWN);
+      before = pages.map((p) => describe(ls.model, p));
       failure = ls.step(step, i);
     } catch (e) {
       if (e instanceof InputError) throw new InputError(`${file}: step ${i + 1}: ${e.message}`);

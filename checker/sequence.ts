@@ -4,7 +4,7 @@
 import type { Failure } from './suite-types';
 import type { Lockstep } from './lockstep';
 import { newContext, observe, type AbstractStep, type ResolveContext } from './generators';
-import type { TraceStep } from './vocabulary';
+import { InputError, type TraceStep } from './vocabulary';
 import type { State } from '../model/state';
 
 /** Turns an abstract step into a concrete one; each suite supplies its own. */
@@ -44,7 +44,7 @@ function guarded(f: () => Failure | null, step: number): Failure | null {
   try {
     return f();
   } catch (e) {
-    if (e instanceof Error && e.name === 'InputError') throw e;
+    if (e instanceof InputError) throw e;
     return { property: 'no-crash', step, message: `hyp threw: ${(e as Error).message}` };
   }
 }

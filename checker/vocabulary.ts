@@ -195,6 +195,9 @@ export function encodeStep(step: TraceStep): Record<string, unknown> {
   return out;
 }
 
+/** A number as the kernel prints addresses and pfns: `0x40003`. */
+export const hex = (n: number): string => `0x${n.toString(16)}`;
+
 export const formatProt = (p: Prot): string => `${p.r ? 'R' : ''}${p.w ? 'W' : ''}${p.x ? 'X' : ''}`;
 
 /** 0, a handle in hex, or "-ENAME". */

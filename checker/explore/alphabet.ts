@@ -3,6 +3,7 @@
 // An action is resolved against the current model state (a VM slot becomes the handle of the VM
 // created from that slot's donation, if any) and may be disabled (pins are capped, so the state
 // space is finite).
+import { hex } from '../vocabulary';
 import type { CallName, Prot } from '../../types/calls';
 import { DEFAULT_CONFIG, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES, type MachineConfig } from '../../types/config';
 import { page, type State } from '../../model';
@@ -93,7 +94,6 @@ export function buildAlphabet(o: AlphabetOptions): { universe: Universe; actions
   const add = (call: CallName, label: string, resolve: Action['resolve']) => {
     if (want.has(call)) actions.push({ call, label, resolve });
   };
-  const hex = (p: number) => `0x${p.toString(16)}`;
   for (const pfn of u.hot) {
     add('__pkvm_host_share_hyp', `share_hyp ${hex(pfn)}`, fixed({ call: '__pkvm_host_share_hyp', args: { pfn } }));
     add('__pkvm_host_unshare_hyp', `unshare_hyp ${hex(pfn)}`, fixed({ call: '__pkvm_host_unshare_hyp', args: { pfn } }));

@@ -2,6 +2,7 @@
 // maps exactly what the host stage-2 mapped when hyp copied it (ptdump and raw leaves, annotations
 // included), uses exactly the consumed memcache pages as its tables (none shared with the host's),
 // and the used-pages array lists the consumed pages in order.
+import { hex } from '../vocabulary';
 import type { SnapshotArgs } from '../../types/calls';
 import type { SnapshotEffect } from '../../model/snapshot';
 import type { Pkvm } from '../../hyp/pkvm';
@@ -10,7 +11,6 @@ import { KvmPgtable } from '../../hyp/pgtable';
 import { ptdump } from '../../hyp/ptdump';
 import type { Failure } from '../suite-types';
 
-const hex = (n: number) => `0x${n.toString(16)}`;
 
 /** Every non-table entry of a table as "addr level lo hi". */
 export function leafList(pgt: KvmPgtable): string[] {

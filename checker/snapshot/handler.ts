@@ -13,13 +13,12 @@ import type { CallHandler } from '../handlers';
 import type { Lockstep } from '../lockstep';
 import type { Failure } from '../suite-types';
 import { checkFaultLog, checkPage } from '../invariants';
-import { formatResult } from '../vocabulary';
+import { formatResult, hex } from '../vocabulary';
 import { isValid, isZero, translate } from '../walk';
 import { hostLink, hostPrepare, tablePagesAfter } from './harness';
 import { checkCopy, leafList } from './copy';
 import { SNAPSHOT_STATS } from './stats';
 
-const hex = (n: number) => `0x${n.toString(16)}`;
 /** Pages checked against the model after the call, at most. */
 const PAGE_CHECK_CAP = 256;
 
