@@ -33,21 +33,6 @@ export function abstractPage(hyp: Pkvm, pfn: number, host = translate(hyp.mem, h
 
 export const pageKey = (p: AbstractPage | Page): string => `${p.owner}/${p.use}/${p.hyp ? 'hyp' : '-'}/${p.ffa ? 'ffa' : '-'}/g${p.guests}/pin${p.pins}`;
 
-/** Pages hyp's tables say are not in the default state (annotated, shared, or mapped at EL2), outside [skip). */
-export function nonDefaultPages(hyp: Pkvm, [skipFrom, skipTo]: [number, number] = [0, 0]): Set<number> {
-  const pages = new Set<number>();
-  const addLeaf = (e: WalkEntry, pred: boolean) => {
-    if (!pred) return;
-    const n = kvm_granule_pages(e.level);
-    for (let i = 0; i < n; i++) if (e.addr + i < skipFrom || e.addr + i >= skipTo) pages.add(e.addr + i);
-  };
-  for (const [from, to] of [[0, skipFrom], [skipTo, PA_PFNS]]) {
-    hyp.host_mmu.walk(from, to - from, { leaf: (e) => addLeaf(e, !kvm_pte_valid(e.lo) || (e.hi & KVM_PGTABLE_PROT_SW0) !== 0) });
-    hyp.hyp_pgt.walk(from, to - from, { leaf: (e) => addLeaf(e, true) });
-  }
-  return pages;
-}
-
 /** A guest leaf's mapping of one gfn as the model writes it: "pfn 0x.. nr N PROT" (the page at `offset` in the leaf). */
 export function describeGuestLeaf(lo: number, hi: number, level: number, offset: number): string {
   const prot = formatProt({ r: (lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
@@ -56,15 +41,3 @@ export function describeGuestLeaf(lo: number, hi: number, level: number, offset:
 
 /** The same text from the model's side. */
 export const describeGuestMapping = (pfn: number, nr: number, prot: string): string => `pfn ${hex(pfn)} nr ${nr} ${prot}`;
-
-/** A VM's guest mappings in the model's per-gfn form: gfn -> "pfn nr prot". */
-export function guestMappings(hyp: Pkvm, handle: number): Map<number, string> {
-  const vm = hyp.vm(handle);
-  const out = new Map<number, string>();
-  vm?.pgt.walk(0, vm.pgt.ia_pages, {
-    leaf: (e) => {
-      for (let i = 0; i < kvm_granule_pages(e.level); i++) out.set(e.addr + i, describeGuestLeaf(e.lo, e.hi, e.level, i));
-    },
-  });
-  return out;
-}

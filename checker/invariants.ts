@@ -1,14 +1,26 @@
 // The security invariants and the model/hyp agreement checks (DESIGN "How a check runs"). Each
 // returns null when it holds, or a Failure naming the property, the page and expected vs found.
 import { FAULT_LOG_SIZE, PA_PFNS } from '../types/config';
-import { hostState, hypState, page, type State } from '../model/state';
+import { hostState, hypState, page, type GuestMapping, type State } from '../model/state';
 import { isMemory } from '../model/range';
 import type { Pkvm } from '../hyp/pkvm';
-import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_VALID, type KvmPgtable, kvm_invalid_pte_owner, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
+import {
+  KVM_PGTABLE_PROT_SW0,
+  KVM_PGTABLE_PROT_SW1,
+  KVM_PTE_LEAF_ATTR_HI_XN,
+  KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R,
+  KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W,
+  KVM_PTE_VALID,
+  type KvmPgtable,
+  kvm_granule_pages,
+  kvm_invalid_pte_owner,
+  kvm_pte_to_pfn,
+  kvm_pte_valid,
+} from '../hyp/pgtable';
 import type { Failure } from './suite-types';
-import { abstractPage, describeGuestLeaf, describeGuestMapping, guestMappings, nonDefaultPages, pageKey } from './abstraction';
+import { abstractPage, describeGuestLeaf, describeGuestMapping, pageKey } from './abstraction';
 import { formatProt, hex } from './vocabulary';
-import { eachPageEntry, isValid, isZero, outputPfn, translate } from './walk';
+import { eachPageEntry, isValid, isZero, outputPfn, scanStage, translate, type TableVisit } from './walk';
 
 const fail = (property: string, step: number, message: string): Failure => ({ property, step, message });
 
@@ -41,8 +53,11 @@ function guestLeaf(hyp: Pkvm, pgt: KvmPgtable, gfn: number): string | undefined 
   return isZero(t) ? undefined : describeGuestLeaf(t.lo, t.hi, t.level, outputPfn(t, gfn) - kvm_pte_to_pfn(t.lo, t.hi));
 }
 
-/** The guest mappings of one VM agree: all of them, or only at `gfns` (after a call that touched just those). */
-export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, gfns?: readonly number[]): Failure | null {
+/**
+ * The guest mappings of one VM agree: all of them, or only at `gfns` (after a call that touched just
+ * those). A whole check reports the guest stage-2's table pages to `onTable`.
+ */
+export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, gfns?: readonly number[], onTable: TableVisit = () => {}): Failure | null {
   const vm = model.vms.get(handle);
   const hypVm = hyp.vm(handle);
   if (!vm !== !hypVm) return fail('state-agrees', step, `vm ${hex(handle)}: model ${vm ? 'has it' : 'has no such VM'}, hyp ${hypVm ? 'has it' : 'has no such VM'}`);
@@ -53,19 +68,42 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, g
     for (const gfn of gfns) {
       if (gfn >= hypVm.pgt.ia_pages) continue; // outside the guest IPA space: the call was refused
       const m = vm.gfns.get(gfn);
-      const want = m && describeGuestMapping(m.pfn, m.nr, formatProt(m.prot));
-      const got = guestLeaf(hyp, hypVm.pgt, gfn);
-      if (got !== want) return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want ?? 'unmapped'}, hyp ${got ?? 'unmapped'}`);
+      const t = translate(hyp.mem, hypVm.pgt, gfn);
+      if (m ? sameGuestMapping(m, t.lo, t.hi, t.level, outputPfn(t, gfn) - kvm_pte_to_pfn(t.lo, t.hi)) : isZero(t)) continue;
+      const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot)) : 'unmapped';
+      return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${guestLeaf(hyp, hypVm.pgt, gfn) ?? 'unmapped'}`);
     }
     return null;
   }
-  const got = guestMappings(hyp, handle);
-  if (got.size !== vm.gfns.size) return fail('state-agrees', step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${got.size}`);
-  for (const [gfn, m] of vm.gfns) {
-    const want = describeGuestMapping(m.pfn, m.nr, formatProt(m.prot));
-    if (got.get(gfn) !== want) return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${got.get(gfn) ?? 'unmapped'}`);
-  }
+  // The whole stage-2: every leaf against the model's mapping of each gfn it covers, numerically
+  // (the text is built only to report a difference), and its tables to `onTable`.
+  let mapped = 0;
+  let bad: Failure | null = null;
+  scanStage(hyp.mem, hypVm.pgt, onTable, (addr, level, lo, hi) => {
+    const n = kvm_granule_pages(level);
+    mapped += n;
+    for (let i = 0; i < n && bad === null; i++) {
+      const m = vm.gfns.get(addr + i);
+      if (m && sameGuestMapping(m, lo, hi, level, i)) continue;
+      const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot)) : 'unmapped';
+      bad = fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(addr + i)}: model ${want}, hyp ${describeGuestLeaf(lo, hi, level, i)}`);
+    }
+  });
+  if (bad) return bad;
+  if (mapped !== vm.gfns.size) return fail('state-agrees', step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${mapped}`);
   return null;
+}
+
+/** A valid guest leaf maps the page at `offset` in it exactly as the model's mapping says. */
+function sameGuestMapping(m: GuestMapping, lo: number, hi: number, level: number, offset: number): boolean {
+  return (
+    kvm_pte_valid(lo) &&
+    kvm_pte_to_pfn(lo, hi) + offset === m.pfn &&
+    kvm_granule_pages(level) === m.nr &&
+    ((lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0) === m.prot.r &&
+    ((lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0) === m.prot.w &&
+    ((hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0) === m.prot.x
+  );
 }
 
 /** After one host access: the log's counters and newest entry (the whole log is compared at the end). */
@@ -89,35 +127,33 @@ export function checkFaultLog(model: State, hyp: Pkvm, step: number): Failure | 
   return null;
 }
 
-/** Walks every table of every stage: table pages are hyp's, used once, correctly refcounted, not leaked. */
-/** Non-zero descriptors in a table page. */
-export function countEntries(hyp: Pkvm, table: number): number {
-  let entries = 0;
-  const words = hyp.mem.pageView(table);
-  for (let i = 0; i < 1024; i += 2) if (words[i] !== 0 || words[i + 1] !== 0) entries++;
-  return entries;
-}
-
-/** `entriesOf` may answer from a cache for table pages not written since it was filled. */
-export function checkTables(model: State, hyp: Pkvm, step: number, entriesOf = (t: number) => countEntries(hyp, t)): Failure | null {
+/**
+ * Audits table pages as the scans of every stage report them: each one hyp's, used once, refcounted
+ * 1 + its entries. `failure` holds the first violation; `leak` then checks that no pool page is
+ * allocated without a table using it.
+ */
+function tableAudit(model: State, hyp: Pkvm, step: number) {
   const seen = new Set<number>();
-  const pgds: [KvmPgtable, string][] = [[hyp.host_mmu, 'host stage-2'], [hyp.hyp_pgt, 'hyp stage-1'], ...hyp.vms().map((v): [KvmPgtable, string] => [v.pgt, `vm ${hex(v.handle)}`])];
-  for (const [pgt, name] of pgds) {
-    const tables: number[] = [];
-    for (let i = 0; i < pgt.pgd_pages; i++) tables.push(pgt.pgd + i);
-    pgt.walk(0, pgt.ia_pages, { tablePre: (e) => tables.push(kvm_pte_to_pfn(e.lo, e.hi)) });
-    for (const t of tables) {
-      if (seen.has(t)) return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is used twice`);
-      seen.add(t);
-      if (page(model, t).owner !== 'hyp' || page(model, t).use === 'free')
-        return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is not a page hyp uses (model: ${pageKey(page(model, t))})`);
-      const entries = entriesOf(t);
-      if (hyp.vmemmap.refcount(t) !== entries + 1) return fail('table-refcount', step, `${name}: table page ${hex(t)} has ${entries} entries but refcount ${hyp.vmemmap.refcount(t)}`);
-    }
-  }
-  for (const pool of [hyp.host_pool, hyp.hyp_pool, hyp.guest_reserve])
-    for (const p of pool.inUse()) if (!seen.has(p)) return fail('pages-conserved', step, `pool "${pool.name}": page ${hex(p)} is allocated but no table uses it (leak)`);
-  return null;
+  let failure: Failure | null = null;
+  const check = (name: string, t: number, entries: number): Failure | null => {
+    if (seen.has(t)) return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is used twice`);
+    seen.add(t);
+    const p = page(model, t);
+    if (p.owner !== 'hyp' || p.use === 'free') return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is not a page hyp uses (model: ${pageKey(p)})`);
+    if (hyp.vmemmap.refcount(t) !== entries + 1) return fail('table-refcount', step, `${name}: table page ${hex(t)} has ${entries} entries but refcount ${hyp.vmemmap.refcount(t)}`);
+    return null;
+  };
+  return {
+    visit: (name: string): TableVisit => (t, entries) => {
+      failure ??= check(name, t, entries);
+    },
+    result(): Failure | null {
+      if (failure) return failure;
+      for (const pool of [hyp.host_pool, hyp.hyp_pool, hyp.guest_reserve])
+        for (const p of pool.inUse()) if (!seen.has(p)) return fail('pages-conserved', step, `pool "${pool.name}": page ${hex(p)} is allocated but no table uses it (leak)`);
+      return null;
+    },
+  };
 }
 
 /**
@@ -141,12 +177,24 @@ export function checkCarveout(hyp: Pkvm, step: number): Failure | null {
   return bad;
 }
 
-/** Everything, at the end of a sequence: every page either side knows of, VMs, fault log, tables. */
-export function checkAll(model: State, hyp: Pkvm, step: number, entriesOf?: (table: number) => number): Failure | null {
+/**
+ * Everything, at the end of a sequence: the carve-out; every page either side knows of (the model's
+ * non-default pages, and every page hyp's tables annotate, share or map at EL2), in one scan per
+ * stage that also audits the table pages; VMs; the fault log.
+ */
+export function checkAll(model: State, hyp: Pkvm, step: number): Failure | null {
   const carve = checkCarveout(hyp, step);
   if (carve) return carve;
   const [first, nr] = hyp.layout.carveout;
-  const pages = nonDefaultPages(hyp, [first, first + nr]);
+  const tables = tableAudit(model, hyp, step);
+  const pages = new Set<number>();
+  const add = (addr: number, level: number) => {
+    for (let p = addr; p < addr + kvm_granule_pages(level); p++) if (p < first || p >= first + nr) pages.add(p);
+  };
+  scanStage(hyp.mem, hyp.host_mmu, tables.visit('host stage-2'), (addr, level, lo, hi) => {
+    if ((lo & KVM_PTE_VALID) === 0 || (hi & KVM_PGTABLE_PROT_SW0) !== 0) add(addr, level);
+  });
+  scanStage(hyp.mem, hyp.hyp_pgt, tables.visit('hyp stage-1'), add);
   for (const pfn of model.pages.keys()) if (pfn < first || pfn >= first + nr) pages.add(pfn);
   for (const pfn of [...pages].sort((a, b) => a - b)) {
     if (pfn >= PA_PFNS) continue;
@@ -155,8 +203,8 @@ export function checkAll(model: State, hyp: Pkvm, step: number, entriesOf?: (tab
   }
   const handles = new Set([...model.vms.keys(), ...hyp.vms().map((v) => v.handle)]);
   for (const h of handles) {
-    const f = checkVm(model, hyp, h, step);
+    const f = checkVm(model, hyp, h, step, undefined, tables.visit(`vm ${hex(h)}`));
     if (f) return f;
   }
-  return checkFaultLog(model, hyp, step) ?? checkTables(model, hyp, step, entriesOf);
+  return checkFaultLog(model, hyp, step) ?? tables.result();
 }

@@ -8,8 +8,7 @@ import { Pkvm } from '../hyp/pkvm';
 import { handle_host_hcall } from '../hyp/hyp-main';
 import { PoolExhausted } from '../hyp/pool';
 import type { Coverage, Failure } from './suite-types';
-import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm, countEntries } from './invariants';
-import { kvm_pte_to_pfn } from '../hyp/pgtable';
+import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm } from './invariants';
 import { formatResult, resolveStep, type TraceStep } from './vocabulary';
 import { annotationOwner, isValid, isZero, translate } from './walk';
 import type { HypBug } from './bugs/ownership';
@@ -25,8 +24,6 @@ export class Lockstep {
   model: State;
   /** The model at boot, copied for every sequence. */
   private readonly boot: State;
-  /** Entries of every table page at boot (the journal tells which pages changed since). */
-  private readonly bootEntries = new Map<number, number>();
   /** Results of the steps run so far (for "$N" references), and what the model said each should be. */
   results: number[] = [];
   modelResults: number[] = [];
@@ -45,10 +42,6 @@ export class Lockstep {
     for (const b of bugs) b.inject(this.hyp);
     this.hyp.mem.commit(); // boot is the base every sequence returns to
     this.boot = initialState(config, [this.hyp.layout.carveout]);
-    for (const pgt of [this.hyp.host_mmu, this.hyp.hyp_pgt]) {
-      for (let i = 0; i < pgt.pgd_pages; i++) this.bootEntries.set(pgt.pgd + i, countEntries(this.hyp, pgt.pgd + i));
-      pgt.walk(0, pgt.ia_pages, { tablePre: (e) => this.bootEntries.set(kvm_pte_to_pfn(e.lo, e.hi), countEntries(this.hyp, kvm_pte_to_pfn(e.lo, e.hi))) });
-    }
     this.model = cloneState(this.boot);
     // "Hyp writes only pages hyp owns", checked at the moment of every write. Between two writes to
     // the same page nothing else was written, so no ownership changed: one check covers the run.
@@ -135,14 +128,9 @@ export class Lockstep {
     return call.call === '__pkvm_init_vm' ? checkFaultLog(this.model, this.hyp, n) : null;
   }
 
-  /**
-   * The full check at the end of a sequence. A table page not written since boot holds what it held
-   * at boot, so its entries are counted from the boot-time cache instead of read again.
-   */
+  /** The full check at the end of a sequence. */
   finish(): Failure | null {
-    const written = this.hyp.mem.writtenPages(0);
-    const entriesOf = (t: number) => (written.has(t) ? countEntries(this.hyp, t) : (this.bootEntries.get(t) ?? countEntries(this.hyp, t)));
-    return checkAll(this.model, this.hyp, this.results.length, entriesOf);
+    return checkAll(this.model, this.hyp, this.results.length);
   }
 }
 

@@ -73,3 +73,38 @@ function tableOf(mem: PhysMem, pgt: KvmPgtable, addr: number): number {
 export const isValid = (t: Translation): boolean => (t.lo & KVM_PTE_VALID) !== 0;
 export const isZero = (t: Translation): boolean => t.lo === 0 && t.hi === 0;
 export const annotationOwner = (t: Translation): number => kvm_invalid_pte_owner(t.lo);
+
+/** Called for every table page of a stage, after its entries were visited, with its non-zero entries. */
+export type TableVisit = (table: number, entries: number) => void;
+/** Called for every non-zero entry that is not a table: the first address it covers, its level, its words. */
+export type LeafVisit = (addr: number, level: number, lo: number, hi: number) => void;
+
+/**
+ * Every table page and every non-zero leaf of a stage, read straight from the descriptors. A table
+ * entry is followed wherever it points; a table reached a second time (a corrupted tree) is reported
+ * to `onTable` again but not entered again, so the scan stays linear in the number of table pages.
+ */
+export function scanStage(mem: PhysMem, pgt: KvmPgtable, onTable: TableVisit, onLeaf: LeafVisit): void {
+  const span = 2 ** SHIFT[pgt.start_level] * 512;
+  const entered = new Map<number, number>();
+  for (let i = 0; i < pgt.pgd_pages; i++) scanTable(mem, pgt.pgd + i, pgt.start_level, i * span, entered, onTable, onLeaf);
+}
+
+function scanTable(mem: PhysMem, table: number, level: number, base: number, entered: Map<number, number>, onTable: TableVisit, onLeaf: LeafVisit): void {
+  const again = entered.get(table);
+  if (again !== undefined) return onTable(table, again);
+  entered.set(table, 0);
+  const words = mem.pageView(table);
+  const size = 2 ** SHIFT[level];
+  let entries = 0;
+  for (let i = 0; i < 512; i++) {
+    const lo = words[2 * i];
+    const hi = words[2 * i + 1];
+    if (lo === 0 && hi === 0) continue;
+    entries++;
+    if (level < 3 && (lo & 3) === 3) scanTable(mem, kvm_pte_to_pfn(lo, hi), level + 1, base + i * size, entered, onTable, onLeaf);
+    else onLeaf(base + i * size, level, lo, hi);
+  }
+  entered.set(table, entries);
+  onTable(table, entries);
+}

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { Lockstep } from '../checker/lockstep';
 import { runSteps } from '../checker/sequence';
 import { DEFAULT_CONFIG } from '../types/config';
-import { kvm_pte_to_pfn } from '../hyp/pgtable';
+import { KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, kvm_pte_to_pfn } from '../hyp/pgtable';
 
 const B = 0x40000;
 
@@ -34,7 +34,7 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
     expect(withState((ls) => ls.hyp.vmemmap.page_ref_add(hostTable(ls), 1))).toBe('table-refcount');
   });
 
-  test('a boot-time table page whose refcount is off (its entries come from the boot cache)', () => {
+  test('a boot-time table page whose refcount is off', () => {
     expect(withState((ls) => ls.hyp.vmemmap.page_ref_add(ls.hyp.layout.hostPgd, -1))).toBe('table-refcount');
   });
 
@@ -53,5 +53,34 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
 
   test('a fault logged twice', () => {
     expect(withState((ls) => { ls.hyp.faults.record(B + 7); ls.hyp.faults.record(B + 7); })).toBe('fault-log-agrees');
+  });
+
+  test('one table page linked from two entries (block 1 reuses block 0\'s level-3 table)', () => {
+    const f = withState((ls) => {
+      const table = hostTable(ls);
+      const level2 = (() => {
+        let t = -1;
+        ls.hyp.host_mmu.walk(B, 512, { tablePre: (e) => (t = e.level === 1 ? kvm_pte_to_pfn(e.lo, e.hi) : t) });
+        return t;
+      })();
+      expect(kvm_pte_to_pfn(ls.hyp.mem.read32(level2, 0), ls.hyp.mem.read32(level2, 1))).toBe(table);
+      ls.hyp.mem.write32('hyp', level2, 2, ls.hyp.mem.read32(level2, 0));
+      ls.hyp.mem.write32('hyp', level2, 3, ls.hyp.mem.read32(level2, 1));
+    });
+    expect(f).toBe('table-pages-hyp-owned');
+  });
+
+  test("a guest leaf's permissions changed behind the model's back", () => {
+    const ls = new Lockstep(DEFAULT_CONFIG);
+    const run = runSteps(ls, [
+      { call: '__pkvm_init_vm', args: { pfn: B + 20, nr_pages: 3 } },
+      { call: '__pkvm_host_share_guest', args: { pfn: B + 30, gfn: 5, nr_pages: 1, vm: { ref: 1 }, prot: { r: true, w: true, x: false } } },
+    ]);
+    expect(run.failure).toBeNull();
+    const pgt = ls.hyp.vm(ls.results[0])!.pgt;
+    pgt.get_leaf(5);
+    expect(pgt.leafLevel).toBe(3);
+    pgt.set_entry(5, 3, pgt.leafLo & ~KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, pgt.leafHi);
+    expect(ls.finish()).toMatchObject({ property: 'state-agrees', message: expect.stringContaining('gfn 0x5') });
   });
 });
