@@ -47,9 +47,11 @@ export interface ResolveContext {
   readonly recent: number[];
   /** For each live VM handle, the 1-based step that created it. */
   readonly vmSteps: Map<number, number>;
+  /** hotPages(config), computed once. */
+  readonly hot: readonly number[];
 }
 
-export const newContext = (config: MachineConfig): ResolveContext => ({ config, recent: [], vmSteps: new Map() });
+export const newContext = (config: MachineConfig): ResolveContext => ({ config, recent: [], vmSteps: new Map(), hot: hotPages(config) });
 
 /** Hot pages: both ends of the first 2 MiB blocks and of the region, where collisions and splits happen. */
 export function hotPages(config: MachineConfig): number[] {
@@ -76,11 +78,14 @@ export function pickPage(ctx: ResolveContext, model: State, d: number, wanted?: 
   const kind = d % 100;
   const rest = Math.floor(d / 100);
   if (wanted && kind < 60) {
-    const matches = ctx.recent.filter((pfn) => wanted(page(model, pfn)));
-    if (matches.length > 0) return matches[rest % matches.length];
+    // The (rest % matches)-th of this sequence's pages in the wanted state, if any is.
+    let matches = 0;
+    for (const pfn of ctx.recent) if (wanted(page(model, pfn))) matches++;
+    let k = rest % Math.max(matches, 1);
+    if (matches > 0) for (const pfn of ctx.recent) if (wanted(page(model, pfn)) && k-- === 0) return pfn;
   }
   if (kind < 45 || (wanted && kind < 70)) {
-    const hot = hotPages(ctx.config);
+    const hot = ctx.hot;
     return ctx.recent.length > 0 && rest % 3 === 0 ? ctx.recent[rest % ctx.recent.length] : hot[rest % hot.length];
   }
   if (kind < 80) return boundaryPage(ctx.config, rest);
@@ -127,33 +132,36 @@ const lentToFfa = (p: Page) => p.ffa;
 const hostOwned = (p: Page) => hostState(p) === 'OWNED';
 const guestShared = (p: Page) => p.guests > 0;
 
+const hostNoPage = (p: Page) => hostState(p) === 'NOPAGE';
+
+function pickRange(ctx: ResolveContext, model: State, a: number, b: number, wanted?: (p: Page) => boolean): { pfn: number; nr_pages: number } {
+  const pfn = pickPage(ctx, model, a, wanted);
+  return { pfn, nr_pages: pickCount(ctx, pfn, b) };
+}
+
 /** Resolves an abstract step against the live model into a concrete trace step. */
 export function resolve(s: AbstractStep, model: State, ctx: ResolveContext): TraceStep {
   if (s.fixed) return s.fixed;
   const [a, b, c, e, f, g] = s.d;
-  const range = (wanted?: (p: Page) => boolean) => {
-    const pfn = pickPage(ctx, model, a, wanted);
-    return { pfn, nr_pages: pickCount(ctx, pfn, b) };
-  };
   switch (s.call) {
     case 'host_access':
-      return { call: s.call, args: { pfn: pickPage(ctx, model, a, (p) => hostState(p) === 'NOPAGE'), write: b % 2 === 0 } };
+      return { call: s.call, args: { pfn: pickPage(ctx, model, a, hostNoPage), write: b % 2 === 0 } };
     case '__pkvm_host_share_hyp':
       return { call: s.call, args: { pfn: pickPage(ctx, model, a, hostOwned) } };
     case '__pkvm_host_unshare_hyp':
       return { call: s.call, args: { pfn: pickPage(ctx, model, a, c % 2 ? lentToHyp : pinned) } };
     case '__pkvm_host_donate_hyp':
-      return { call: s.call, args: range(hostOwned) };
+      return { call: s.call, args: pickRange(ctx, model, a, b, hostOwned) };
     case '__pkvm_hyp_donate_host':
-      return { call: s.call, args: range(hypFree) };
+      return { call: s.call, args: pickRange(ctx, model, a, b, hypFree) };
     case '__pkvm_host_share_ffa':
-      return { call: s.call, args: range(c % 2 ? hostOwned : guestShared) };
+      return { call: s.call, args: pickRange(ctx, model, a, b, c % 2 ? hostOwned : guestShared) };
     case '__pkvm_host_unshare_ffa':
-      return { call: s.call, args: range(c % 3 ? lentToFfa : lentToHyp) };
+      return { call: s.call, args: pickRange(ctx, model, a, b, c % 3 ? lentToFfa : lentToHyp) };
     case 'hyp_pin_shared_mem':
-      return { call: s.call, args: range(lentToHyp) };
+      return { call: s.call, args: pickRange(ctx, model, a, b, lentToHyp) };
     case 'hyp_unpin_shared_mem':
-      return { call: s.call, args: range(c % 2 ? pinned : lentToHyp) };
+      return { call: s.call, args: pickRange(ctx, model, a, b, c % 2 ? pinned : lentToHyp) };
     case '__pkvm_host_share_guest': {
       if (model.vms.size === 0 && c % 5 !== 0) return resolve({ call: '__pkvm_init_vm', d: s.d }, model, ctx); // a guest needs a VM first
       const vm = pickVm(ctx, model, c);

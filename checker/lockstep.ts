@@ -109,7 +109,7 @@ export class Lockstep {
     if (want !== got) return { property: 'results-agree', step: n, message: `${call.call}: model returned ${formatResult(want)}, hyp returned ${formatResult(got)}` };
     const expect = this.expectFailure(ts, got, n);
     if (expect) return expect;
-    if (got < 0) {
+    if (got < 0 && this.hyp.mem.mark() !== mark) {
       const changed = this.hyp.mem.diffSince(mark).filter(([addr]) => !(call.call === 'host_access' && this.hyp.faults.ownsCell(addr)));
       if (changed.length > 0) {
         const [addr, then, now] = changed[0];
@@ -134,9 +134,17 @@ export class Lockstep {
   }
 }
 
+/** The first pages of a range (at most FOOTPRINT_CAP). */
+function range(first: number, nr: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < nr && i < FOOTPRINT_CAP; i++) out.push(first + i);
+  return out;
+}
+
+const NOTHING = { pages: [], vms: [] } as const;
+
 /** The pages, VMs and guest frames a call may change, computed before it runs (from the model). */
-export function footprint(model: State, call: Call): { pages: number[]; vms: number[]; gfns?: number[] } {
-  const range = (pfn: number, nr: number) => Array.from({ length: Math.min(nr, FOOTPRINT_CAP) }, (_, i) => pfn + i);
+export function footprint(model: State, call: Call): { readonly pages: readonly number[]; readonly vms: readonly number[]; readonly gfns?: readonly number[] } {
   const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number; gfn: number }>;
   switch (call.call) {
     case '__pkvm_host_share_guest':
@@ -147,7 +155,14 @@ export function footprint(model: State, call: Call): { pages: number[]; vms: num
     }
     case '__pkvm_teardown_vm': {
       const vm = model.vms.get(a.vm!);
-      return { pages: vm ? [...range(vm.first, vm.nr), ...[...vm.gfns.values()].map((m) => m.pfn).slice(0, FOOTPRINT_CAP)] : [], vms: [a.vm!] };
+      if (!vm) return { pages: [], vms: [a.vm!] };
+      const pages = range(vm.first, vm.nr);
+      let guestPages = 0;
+      for (const m of vm.gfns.values()) {
+        if (guestPages++ === FOOTPRINT_CAP) break;
+        pages.push(m.pfn);
+      }
+      return { pages, vms: [a.vm!] };
     }
     case '__pkvm_init_vm':
       return { pages: range(a.pfn!, a.nr_pages!), vms: [] };
@@ -156,6 +171,6 @@ export function footprint(model: State, call: Call): { pages: number[]; vms: num
     case 'host_access':
       return { pages: [a.pfn!], vms: [] };
     default:
-      return a.pfn === undefined ? { pages: [], vms: [] } : { pages: range(a.pfn, a.nr_pages ?? 1), vms: [] };
+      return a.pfn === undefined ? NOTHING : { pages: range(a.pfn, a.nr_pages ?? 1), vms: [] };
   }
 }
