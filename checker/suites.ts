@@ -1,5 +1,6 @@
 // The suites: which calls a sequence is made of, how abstract steps resolve, which calls have their
-// own handlers. `runSuite` drives one with fast-check and writes the shrunk counterexample.
+// own handlers. `runSuite` drives one with fast-check and writes the shrunk, then minimized,
+// counterexample.
 import fc from 'fast-check';
 import { DEFAULT_CONFIG, type MachineConfig } from '../types/config';
 import { hypBugsFor, unwinderBugsFor } from './bugs/catalog';
@@ -11,7 +12,8 @@ import { resolveShapeStep, shapeStepArb } from './snapshot/shapes';
 import { resolve, sequenceArb, stepArb, type AbstractStep } from './generators';
 import type { CallHandler } from './handlers';
 import { Lockstep } from './lockstep';
-import { runSequence, type Resolver } from './sequence';
+import { minimize } from './minimize';
+import { runSequence, runSteps, type Resolver } from './sequence';
 import type { SuiteName, SuiteOptions, SuiteResult } from './suite-types';
 import { TRACE_FORMAT, writeTrace, type TraceFile } from './trace/file';
 import type { TraceStep } from './vocabulary';
@@ -79,7 +81,9 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   const calls = callsBeforeFailure ?? ls.calls;
   const base = { name, runs: res.numRuns, calls, seed: opts.seed, coverage: ls.coverage };
   if (!res.failed || !res.counterexample) return { ...base, ok: true, counterexample: null, failure: null, durationMs: performance.now() - started };
-  const out = runSequence(ls, res.counterexample[0], def.resolve);
+  // fast-check shrank the abstract sequence; deleting concrete steps often shortens it further.
+  const shrunk = runSequence(ls, res.counterexample[0], def.resolve);
+  const out = shrunk.failure ? runSteps(ls, minimize(ls, shrunk.steps, shrunk.failure.property).steps) : shrunk;
   const failure = out.failure ?? { property: 'flaky', step: 0, message: `the shrunk sequence passed when re-run: ${res.errorInstance ? String(res.errorInstance) : 'no error'}` };
   const trace: TraceFile = { format: TRACE_FORMAT, config, inject: opts.inject, seed: opts.seed, steps: withExpectations(out.steps, ls.modelResults), failure };
   const path = writeTrace(opts.outDir, failure.property, trace);
