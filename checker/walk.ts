@@ -74,8 +74,11 @@ export const isValid = (t: Translation): boolean => (t.lo & KVM_PTE_VALID) !== 0
 export const isZero = (t: Translation): boolean => t.lo === 0 && t.hi === 0;
 export const annotationOwner = (t: Translation): number => kvm_invalid_pte_owner(t.lo);
 
-/** Called for every table page of a stage, after its entries were visited, with its non-zero entries. */
-export type TableVisit = (table: number, entries: number) => void;
+/**
+ * Called for every table page of a stage, after its entries were visited, with its non-zero entries
+ * and the range of addresses it translates ([base, base + span)).
+ */
+export type TableVisit = (table: number, entries: number, base: number, span: number) => void;
 /** Called for every non-zero entry that is not a table: the first address it covers, its level, its words. */
 export type LeafVisit = (addr: number, level: number, lo: number, hi: number) => void;
 
@@ -83,28 +86,40 @@ export type LeafVisit = (addr: number, level: number, lo: number, hi: number) =>
  * Every table page and every non-zero leaf of a stage, read straight from the descriptors. A table
  * entry is followed wherever it points; a table reached a second time (a corrupted tree) is reported
  * to `onTable` again but not entered again, so the scan stays linear in the number of table pages.
+ * Leaves that lie wholly inside `[quiet[0], quiet[1])` are counted but not reported.
  */
-export function scanStage(mem: PhysMem, pgt: KvmPgtable, onTable: TableVisit, onLeaf: LeafVisit): void {
+export function scanStage(mem: PhysMem, pgt: KvmPgtable, onTable: TableVisit, onLeaf: LeafVisit, quiet: readonly [number, number] = [0, 0]): void {
   const span = 2 ** SHIFT[pgt.start_level] * 512;
-  const entered = new Map<number, number>();
-  for (let i = 0; i < pgt.pgd_pages; i++) scanTable(mem, pgt.pgd + i, pgt.start_level, i * span, entered, onTable, onLeaf);
+  const scan: Scan = { mem, entered: new Map(), onTable, onLeaf, quietFrom: quiet[0], quietTo: quiet[1] };
+  for (let i = 0; i < pgt.pgd_pages; i++) scanTable(scan, pgt.pgd + i, pgt.start_level, i * span);
 }
 
-function scanTable(mem: PhysMem, table: number, level: number, base: number, entered: Map<number, number>, onTable: TableVisit, onLeaf: LeafVisit): void {
-  const again = entered.get(table);
-  if (again !== undefined) return onTable(table, again);
-  entered.set(table, 0);
-  const words = mem.pageView(table);
+interface Scan {
+  readonly mem: PhysMem;
+  /** Tables entered so far, with their entry counts. */
+  readonly entered: Map<number, number>;
+  readonly onTable: TableVisit;
+  readonly onLeaf: LeafVisit;
+  readonly quietFrom: number;
+  readonly quietTo: number;
+}
+
+function scanTable(scan: Scan, table: number, level: number, base: number): void {
   const size = 2 ** SHIFT[level];
+  const again = scan.entered.get(table);
+  if (again !== undefined) return scan.onTable(table, again, base, 512 * size);
+  scan.entered.set(table, 0);
+  const words = scan.mem.pageView(table);
   let entries = 0;
   for (let i = 0; i < 512; i++) {
     const lo = words[2 * i];
     const hi = words[2 * i + 1];
     if (lo === 0 && hi === 0) continue;
     entries++;
-    if (level < 3 && (lo & 3) === 3) scanTable(mem, kvm_pte_to_pfn(lo, hi), level + 1, base + i * size, entered, onTable, onLeaf);
-    else onLeaf(base + i * size, level, lo, hi);
+    const addr = base + i * size;
+    if (level < 3 && (lo & 3) === 3) scanTable(scan, kvm_pte_to_pfn(lo, hi), level + 1, addr);
+    else if (addr < scan.quietFrom || addr + size > scan.quietTo) scan.onLeaf(addr, level, lo, hi);
   }
-  entered.set(table, entries);
-  onTable(table, entries);
+  scan.entered.set(table, entries);
+  scan.onTable(table, entries, base, 512 * size);
 }

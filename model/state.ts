@@ -7,8 +7,8 @@ export type Owner = 'host' | 'hyp';
 export type PageState = 'OWNED' | 'SHARED_OWNED' | 'SHARED_BORROWED' | 'NOPAGE';
 
 /**
- * One physical page. Pages absent from `State.pages` are in the default state: owned by the host,
- * lent to nobody.
+ * One physical page. Pages absent from `State.pages` are in their boot state: hyp's own in its
+ * reserved memory, otherwise owned by the host and lent to nobody.
  */
 export interface Page {
   readonly owner: Owner;
@@ -51,25 +51,41 @@ export interface FaultLog {
 
 export interface State {
   readonly config: MachineConfig;
+  /** hyp's own memory from boot (its carve-out): owned and used by hyp unless `pages` says otherwise. */
+  readonly reserved: readonly MemoryRegion[];
+  /** Pages not in their boot state (see `page`). */
   readonly pages: Map<number, Page>;
   readonly vms: Map<number, Vm>;
   readonly faults: FaultLog;
 }
 
+/** A page of hyp's reserved memory at boot. */
+export const RESERVED_PAGE: Page = { ...DEFAULT_PAGE, owner: 'hyp', use: 'hyp' };
+
 /** The state at start-up: the host owns all memory except what hyp reserved for itself. */
 export function initialState(config: MachineConfig, hypReserved: readonly MemoryRegion[]): State {
-  const pages = new Map<number, Page>();
-  for (const [first, nr] of hypReserved) for (let p = first; p < first + nr; p++) pages.set(p, { ...DEFAULT_PAGE, owner: 'hyp', use: 'hyp' });
-  return { config, pages, vms: new Map(), faults: { entries: [], warned: false, dropped: 0, aborts: 0 } };
+  return { config, reserved: hypReserved, pages: new Map(), vms: new Map(), faults: { entries: [], warned: false, dropped: 0, aborts: 0 } };
 }
 
-export const page = (s: State, pfn: number): Page => s.pages.get(pfn) ?? DEFAULT_PAGE;
+const samePage = (a: Page, b: Page): boolean => a.owner === b.owner && a.use === b.use && a.hyp === b.hyp && a.ffa === b.ffa && a.guests === b.guests && a.pins === b.pins;
 
-/** Stores a page, dropping it from the map when it is back in the default state. */
+const isReserved = (s: State, pfn: number): boolean => s.reserved.some(([first, nr]) => pfn >= first && pfn < first + nr);
+
+/** A page's boot state: hyp's for its reserved memory, the host's (lent to nobody) for the rest. */
+const bootPage = (s: State, pfn: number): Page => (isReserved(s, pfn) ? RESERVED_PAGE : DEFAULT_PAGE);
+
+export const page = (s: State, pfn: number): Page => s.pages.get(pfn) ?? bootPage(s, pfn);
+
+/** Stores a page, dropping it from the map when it is back in its boot state. */
 export function setPage(s: State, pfn: number, p: Page): void {
-  const isDefault = p.owner === 'host' && !p.hyp && !p.ffa && p.guests === 0 && p.pins === 0;
-  if (isDefault) s.pages.delete(pfn);
+  if (samePage(p, bootPage(s, pfn))) s.pages.delete(pfn);
   else s.pages.set(pfn, p);
+}
+
+/** Every page not in the host's default state, hyp's reserved memory first. */
+export function* nonDefaultPages(s: State): Generator<[number, Page]> {
+  for (const [first, nr] of s.reserved) for (let pfn = first; pfn < first + nr; pfn++) if (!s.pages.has(pfn)) yield [pfn, RESERVED_PAGE];
+  for (const entry of s.pages) if (!samePage(entry[1], DEFAULT_PAGE)) yield entry;
 }
 
 export function hostState(p: Page): PageState {
@@ -86,5 +102,5 @@ export function hypState(p: Page): PageState {
 export function cloneState(s: State): State {
   const vms = new Map<number, Vm>();
   for (const [h, vm] of s.vms) vms.set(h, { ...vm, gfns: new Map(vm.gfns) });
-  return { config: s.config, pages: new Map(s.pages), vms, faults: { ...s.faults, entries: [...s.faults.entries] } };
+  return { config: s.config, reserved: s.reserved, pages: new Map(s.pages), vms, faults: { ...s.faults, entries: [...s.faults.entries] } };
 }

@@ -11,7 +11,7 @@
 // tables left by earlier calls make it a lower bound; checker/snapshot/stats.ts measures the hits.
 import fc from 'fast-check';
 import { PA_PFNS, type MachineConfig } from '../../types/config';
-import { hostState, page, type State } from '../../model/state';
+import { hostState, nonDefaultPages, page, type State } from '../../model/state';
 import type { TraceStep } from '../vocabulary';
 
 /** How many draws one snapshot step takes. */
@@ -75,7 +75,7 @@ export function estimateTables(model: State, extra: readonly number[]): number {
     ids.add(`2:${Math.floor(p / GB)}`);
     ids.add(`3:${Math.floor(p / MB2)}`);
   };
-  for (const p of model.pages.keys()) add(p);
+  for (const [p] of nonDefaultPages(model)) add(p);
   for (const p of extra) add(p);
   return ids.size;
 }
@@ -120,7 +120,7 @@ class PagePicker {
 /** A page for a bad-page scenario, or -1 when the model has none of that kind. */
 function foreignPage(model: State, kind: 'hyp' | 'lent', d: number): number {
   const pages: number[] = [];
-  for (const [p, pg] of model.pages) {
+  for (const [p, pg] of nonDefaultPages(model)) {
     if (kind === 'hyp' ? pg.owner === 'hyp' : hostState(pg) === 'SHARED_OWNED') pages.push(p);
   }
   if (pages.length === 0) return -1;

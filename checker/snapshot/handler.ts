@@ -5,6 +5,7 @@
 // the call is allowed to write.
 import type { Call, SnapshotArgs } from '../../types/calls';
 import { isMemory } from '../../model/range';
+import { page } from '../../model/state';
 import { __pkvm_host_stage2_snapshot as modelSnapshot, HOST_PGD_PAGES, type SnapshotEffect } from '../../model/snapshot';
 import { snapshotOf, SNAP_USED_PAGES_INDX } from '../../hyp/snapshot';
 import { PoolExhausted } from '../../hyp/pool';
@@ -89,7 +90,7 @@ function allowedWriter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, succe
 
 /** Hyp owns the page now (a page of its own, such as a table-pool page, is not a violation). */
 function hypOwnsNow(ls: Lockstep, pfn: number): boolean {
-  return ls.model.pages.get(pfn)?.owner === 'hyp';
+  return page(ls.model, pfn).owner === 'hyp';
 }
 
 function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: HookWatch, mark: number, step: number): Failure | null {
