@@ -18,6 +18,7 @@ import {
   kvm_pte_valid,
 } from '../hyp/pgtable';
 import type { Failure } from './suite-types';
+import type { EndCheckHints } from './boot-memo';
 import { abstractPage, describeGuestLeaf, describeGuestMapping, pageKey } from './abstraction';
 import { formatProt, hex } from './vocabulary';
 import { eachPageEntry, isValid, isZero, outputPfn, scanStage, translate, type TableVisit } from './walk';
@@ -178,13 +179,13 @@ export function checkCarveout(hyp: Pkvm, step: number): Failure | null {
 }
 
 /**
- * Everything, at the end of a sequence: the carve-out (unless the caller knows that none of the table
- * pages translating it was written since it was last checked); every page either side knows of (the model's
+ * Everything, at the end of a sequence: the carve-out (unless `hints` say that its descriptors are
+ * the ones that passed at boot); every page either side knows of (the model's
  * non-default pages, and every page hyp's tables annotate, share or map at EL2), in one scan per
  * stage that also audits the table pages; VMs; the fault log.
  */
-export function checkAll(model: State, hyp: Pkvm, step: number, carveoutUnchanged = false): Failure | null {
-  const carve = carveoutUnchanged ? null : checkCarveout(hyp, step);
+export function checkAll(model: State, hyp: Pkvm, step: number, hints?: EndCheckHints): Failure | null {
+  const carve = hints?.carveoutUnchanged ? null : checkCarveout(hyp, step);
   if (carve) return carve;
   const [first, nr] = hyp.layout.carveout;
   const tables = tableAudit(model, hyp, step);
@@ -195,8 +196,8 @@ export function checkAll(model: State, hyp: Pkvm, step: number, carveoutUnchange
   const carveout = [first, first + nr] as const; // checked above, in both stages
   scanStage(hyp.mem, hyp.host_mmu, tables.visit('host stage-2'), (addr, level, lo, hi) => {
     if ((lo & KVM_PTE_VALID) === 0 || (hi & KVM_PGTABLE_PROT_SW0) !== 0) add(addr, level);
-  }, carveout);
-  scanStage(hyp.mem, hyp.hyp_pgt, tables.visit('hyp stage-1'), add, carveout);
+  }, carveout, hints?.hostScan);
+  scanStage(hyp.mem, hyp.hyp_pgt, tables.visit('hyp stage-1'), add, carveout, hints?.hypScan);
   for (const pfn of model.pages.keys()) if (pfn < first || pfn >= first + nr) pages.add(pfn);
   for (const pfn of [...pages].sort((a, b) => a - b)) {
     if (pfn >= PA_PFNS) continue;

@@ -8,9 +8,10 @@ import { Pkvm } from '../hyp/pkvm';
 import { handle_host_hcall } from '../hyp/hyp-main';
 import { PoolExhausted } from '../hyp/pool';
 import type { Coverage, Failure } from './suite-types';
-import { checkAll, checkCarveout, checkFaultLog, checkFaultLogTail, checkPage, checkVm } from './invariants';
+import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm } from './invariants';
 import { formatResult, resolveStep, type TraceStep } from './vocabulary';
-import { annotationOwner, isValid, isZero, scanStage, translate } from './walk';
+import { annotationOwner, isValid, isZero, translate } from './walk';
+import { BootMemo } from './boot-memo';
 import type { HypBug } from './bugs/ownership';
 import type { CallHandler } from './handlers';
 
@@ -30,9 +31,8 @@ export class Lockstep {
   coverage: Coverage = {};
   calls = 0;
   private writeViolation: string | null = null;
-  /** The boot-time table pages that translate hyp's carve-out (in either stage), and whether it passed a full check. */
-  private readonly carveoutChecked: boolean;
-  private readonly carveoutTables: number[] = [];
+  /** What the end-of-sequence check reuses from boot. */
+  private readonly bootMemo: BootMemo;
   /** The page the last hyp write went to, already checked (forgotten when memory is rolled back). */
   private lastChecked = -1;
 
@@ -46,10 +46,7 @@ export class Lockstep {
     this.hyp.mem.commit(); // boot is the base every sequence returns to
     this.boot = initialState(config, [this.hyp.layout.carveout]);
     this.model = cloneState(this.boot);
-    const [first, nr] = this.hyp.layout.carveout;
-    for (const pgt of [this.hyp.host_mmu, this.hyp.hyp_pgt])
-      scanStage(this.hyp.mem, pgt, (t, _entries, base, span) => base < first + nr && base + span > first && this.carveoutTables.push(t), () => {});
-    this.carveoutChecked = checkCarveout(this.hyp, 0) === null;
+    this.bootMemo = new BootMemo(this.hyp);
     // "Hyp writes only pages hyp owns", checked at the moment of every write. Between two writes to
     // the same page nothing else was written, so no ownership changed: one check covers the run.
     this.hyp.mem.onHypWrite = (pfn) => {
@@ -135,15 +132,9 @@ export class Lockstep {
     return call.call === '__pkvm_init_vm' ? checkFaultLog(this.model, this.hyp, n) : null;
   }
 
-  /**
-   * The full check at the end of a sequence. The carve-out was checked at boot; while no table page
-   * translating it was written since, its descriptors are the ones that passed, so it is not walked
-   * again.
-   */
+  /** The full check at the end of a sequence (what was not written since boot is not read again). */
   finish(): Failure | null {
-    const written = this.hyp.mem.writtenPages(0);
-    const unchanged = this.carveoutChecked && !this.carveoutTables.some((t) => written.has(t));
-    return checkAll(this.model, this.hyp, this.results.length, unchanged);
+    return checkAll(this.model, this.hyp, this.results.length, this.bootMemo.hints(this.hyp.mem.writtenPages(0)));
   }
 }
 

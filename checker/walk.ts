@@ -83,14 +83,27 @@ export type TableVisit = (table: number, entries: number, base: number, span: nu
 export type LeafVisit = (addr: number, level: number, lo: number, hi: number) => void;
 
 /**
+ * What a scan in `recording` mode remembers of the table pages wholly inside its quiet range: their
+ * entry count and the tables they point to (pfn and base address, in pairs). A later scan given the
+ * memo does not read such a table again when `unchanged` says it was not written since the
+ * recording (it has the same entries, so the same children).
+ */
+export interface ScanMemo {
+  readonly tables: Map<number, { readonly entries: number; readonly children: readonly number[] }>;
+  recording: boolean;
+  unchanged: (table: number) => boolean;
+}
+
+/**
  * Every table page and every non-zero leaf of a stage, read straight from the descriptors. A table
  * entry is followed wherever it points; a table reached a second time (a corrupted tree) is reported
  * to `onTable` again but not entered again, so the scan stays linear in the number of table pages.
- * Leaves that lie wholly inside `[quiet[0], quiet[1])` are counted but not reported.
+ * Leaves that lie wholly inside `[quiet[0], quiet[1])` are counted but not reported, and `memo`
+ * saves reading quiet tables again.
  */
-export function scanStage(mem: PhysMem, pgt: KvmPgtable, onTable: TableVisit, onLeaf: LeafVisit, quiet: readonly [number, number] = [0, 0]): void {
+export function scanStage(mem: PhysMem, pgt: KvmPgtable, onTable: TableVisit, onLeaf: LeafVisit, quiet: readonly [number, number] = [0, 0], memo?: ScanMemo): void {
   const span = 2 ** SHIFT[pgt.start_level] * 512;
-  const scan: Scan = { mem, entered: new Map(), onTable, onLeaf, quietFrom: quiet[0], quietTo: quiet[1] };
+  const scan: Scan = { mem, entered: new Map(), onTable, onLeaf, quietFrom: quiet[0], quietTo: quiet[1], memo };
   for (let i = 0; i < pgt.pgd_pages; i++) scanTable(scan, pgt.pgd + i, pgt.start_level, i * span);
 }
 
@@ -102,14 +115,23 @@ interface Scan {
   readonly onLeaf: LeafVisit;
   readonly quietFrom: number;
   readonly quietTo: number;
+  readonly memo: ScanMemo | undefined;
 }
 
 function scanTable(scan: Scan, table: number, level: number, base: number): void {
   const size = 2 ** SHIFT[level];
   const again = scan.entered.get(table);
   if (again !== undefined) return scan.onTable(table, again, base, 512 * size);
+  const quiet = scan.memo !== undefined && base >= scan.quietFrom && base + 512 * size <= scan.quietTo;
+  const known = quiet ? scan.memo!.tables.get(table) : undefined;
+  if (known !== undefined && !scan.memo!.recording && scan.memo!.unchanged(table)) {
+    scan.entered.set(table, known.entries);
+    for (let c = 0; c < known.children.length; c += 2) scanTable(scan, known.children[c], level + 1, known.children[c + 1]);
+    return scan.onTable(table, known.entries, base, 512 * size);
+  }
   scan.entered.set(table, 0);
   const words = scan.mem.pageView(table);
+  const children: number[] = [];
   let entries = 0;
   for (let i = 0; i < 512; i++) {
     const lo = words[2 * i];
@@ -117,9 +139,12 @@ function scanTable(scan: Scan, table: number, level: number, base: number): void
     if (lo === 0 && hi === 0) continue;
     entries++;
     const addr = base + i * size;
-    if (level < 3 && (lo & 3) === 3) scanTable(scan, kvm_pte_to_pfn(lo, hi), level + 1, addr);
-    else if (addr < scan.quietFrom || addr + size > scan.quietTo) scan.onLeaf(addr, level, lo, hi);
+    if (level < 3 && (lo & 3) === 3) {
+      children.push(kvm_pte_to_pfn(lo, hi), addr);
+      scanTable(scan, kvm_pte_to_pfn(lo, hi), level + 1, addr);
+    } else if (addr < scan.quietFrom || addr + size > scan.quietTo) scan.onLeaf(addr, level, lo, hi);
   }
+  if (quiet && scan.memo!.recording) scan.memo!.tables.set(table, { entries, children });
   scan.entered.set(table, entries);
   scan.onTable(table, entries, base, 512 * size);
 }

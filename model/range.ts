@@ -14,5 +14,7 @@ export function checkRange(config: MachineConfig, pfn: number, nr: number): numb
   return -EPERM; // wholly MMIO
 }
 
-export const isMemory = (config: MachineConfig, pfn: number): boolean =>
-  config.memory.some(([first, size]) => pfn >= first && pfn < first + size);
+export function isMemory(config: MachineConfig, pfn: number): boolean {
+  for (const [first, size] of config.memory) if (pfn >= first && pfn < first + size) return true;
+  return false;
+}

@@ -69,7 +69,10 @@ export function initialState(config: MachineConfig, hypReserved: readonly Memory
 
 const samePage = (a: Page, b: Page): boolean => a.owner === b.owner && a.use === b.use && a.hyp === b.hyp && a.ffa === b.ffa && a.guests === b.guests && a.pins === b.pins;
 
-const isReserved = (s: State, pfn: number): boolean => s.reserved.some(([first, nr]) => pfn >= first && pfn < first + nr);
+function isReserved(s: State, pfn: number): boolean {
+  for (const [first, nr] of s.reserved) if (pfn >= first && pfn < first + nr) return true;
+  return false;
+}
 
 /** A page's boot state: hyp's for its reserved memory, the host's (lent to nobody) for the rest. */
 const bootPage = (s: State, pfn: number): Page => (isReserved(s, pfn) ? RESERVED_PAGE : DEFAULT_PAGE);

@@ -83,4 +83,25 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
     pgt.set_entry(5, 3, pgt.leafLo & ~KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, pgt.leafHi);
     expect(ls.finish()).toMatchObject({ property: 'state-agrees', message: expect.stringContaining('gfn 0x5') });
   });
+
+  test("a table page inside hyp's carve-out, which the check does not re-read, whose refcount is off", () => {
+    const f = withState((ls) => {
+      const [first] = ls.hyp.layout.carveout;
+      let table = -1;
+      ls.hyp.hyp_pgt.walk(first, 1, { tablePre: (e) => (table = e.level === 2 ? kvm_pte_to_pfn(e.lo, e.hi) : table) });
+      ls.hyp.vmemmap.page_ref_add(table, 1);
+    });
+    expect(f).toBe('table-refcount');
+  });
+
+  test("a carve-out annotation overwritten in memory in a later sequence (after clean ones)", () => {
+    const ls = new Lockstep(DEFAULT_CONFIG);
+    for (let i = 0; i < 3; i++) expect(runSteps(ls, [{ call: 'host_access', args: { pfn: B + i, write: true } }]).failure).toBeNull();
+    runSteps(ls, [{ call: 'host_access', args: { pfn: B + 9, write: false } }]);
+    const [first] = ls.hyp.layout.carveout;
+    let table = -1;
+    ls.hyp.host_mmu.walk(first, 1, { tablePre: (e) => (table = e.level === 2 ? kvm_pte_to_pfn(e.lo, e.hi) : table) });
+    ls.hyp.mem.write32('hyp', table, 2 * (first & 511), 0);
+    expect(ls.finish()?.property).toBe('host-reaches-only-its-pages');
+  });
 });
