@@ -18,7 +18,15 @@ import type { CallHandler } from './handlers';
 /** Pages checked page by page after a call: at most this many of a range (the rest at the end). */
 const FOOTPRINT_CAP = 8;
 
-export const resultName = (r: number): string => (r > 0 ? 'handle' : r === 0 ? '0' : `-${ERRNO_NAMES[-r] ?? r}`);
+const resultNames = new Map<number, string>();
+
+/** A result as coverage names it: "0", "handle" or "-EPERM" (memoized: it is named on every call). */
+export function resultName(r: number): string {
+  if (r > 0) return 'handle';
+  let name = resultNames.get(r);
+  if (name === undefined) resultNames.set(r, (name = r === 0 ? '0' : `-${ERRNO_NAMES[-r] ?? r}`));
+  return name;
+}
 
 export class Lockstep {
   readonly hyp: Pkvm;

@@ -122,7 +122,19 @@ export function explore(o: ExploreOptions): ExploreResult {
     return true;
   };
   const table = new StateTable();
-  const coverage: Coverage = {};
+  // (call, result) coverage, counted per action and result number on the hot path, named at the end.
+  const counts = actions.map(() => new Map<number, number>());
+  const tally = (a: number, result: number) => counts[a].set(result, (counts[a].get(result) ?? 0) + 1);
+  const coverage = (): Coverage => {
+    const out: Coverage = {};
+    counts.forEach((m, a) => {
+      for (const [result, n] of m) {
+        const row = (out[actions[a].call] ??= {});
+        row[resultName(result)] = (row[resultName(result)] ?? 0) + n;
+      }
+    });
+    return out;
+  };
   const heapBefore = process.memoryUsage().heapUsed;
   const started = performance.now();
   let transitions = 0;
@@ -147,7 +159,7 @@ export function explore(o: ExploreOptions): ExploreResult {
     durationMs: performance.now() - started,
     alphabet: actions.length,
     pageSymmetry: canon.pageSymmetry,
-    coverage,
+    coverage: coverage(),
     failure,
     trace,
     bytesPerState: Math.round((seen.bytes + (canon === abstract ? 0 : seenAbstract.bytes) + table.parent.length * RECORD_BYTES) / table.count),
@@ -188,11 +200,7 @@ export function explore(o: ExploreOptions): ExploreResult {
       const m = engine.mark();
       const { result, failure } = engine.step(ts, d);
       transitions++;
-      if (result !== undefined) {
-        const row = (coverage[ts.call] ??= {});
-        const name = resultName(result);
-        row[name] = (row[name] ?? 0) + 1;
-      }
+      if (result !== undefined) tally(a, result);
       if (failure) return done(failure, [...stepsOf(config, actions, table, table.path(head)), ts], false);
       // The model changes only on success, except host_access, which changes only the fault log on
       // failure; a successful host access may still map a block in hyp's host stage-2.

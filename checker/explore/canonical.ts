@@ -44,6 +44,8 @@ export class Canonicalizer {
   /** Per relevant pfn, the shape term of its code (computed once per key, not per permutation). */
   private readonly shapes: number[] = [];
   private cur: number[] = [];
+  /** Scratch: one VM's gfns, sorted. */
+  private readonly gfns: number[] = [];
 
   /**
    * `shape`, when given, adds a small integer per relevant pfn for hyp state the model does not
@@ -109,7 +111,10 @@ export class Canonicalizer {
         out[n++] = vm.nr;
         out[n++] = this.symmetry ? 0 : h;
         out[n++] = vm.gfns.size;
-        const gfns = [...vm.gfns.keys()].sort(byNumber);
+        const gfns = this.gfns;
+        gfns.length = 0;
+        for (const g of vm.gfns.keys()) gfns.push(g);
+        if (gfns.length > 1) gfns.sort(byNumber);
         for (const g of gfns) {
           const m = vm.gfns.get(g)!;
           out[n++] = g;
