@@ -1,8 +1,9 @@
-// What the end-of-sequence check may reuse from boot. Hyp's carve-out and the table pages wholly
-// inside it are written at boot and, in a correct run, never again. The journal tells which pages a
-// sequence wrote; a page it did not write reads exactly as at boot, so the check need not read it
-// again. This keeps the per-call cost of the check independent of the size of memory (the carve-out
-// grows with it).
+// What the end-of-sequence check may reuse from boot. The journal tells which pages a sequence wrote;
+// a page it did not write reads exactly as at boot, so the check need not read it again: the table
+// pages of hyp's stage-1 and the host stage-2 are scanned at boot and replayed from that record
+// while unwritten, and the carve-out's descriptors are compared with boot's instead of walked. This
+// keeps the per-call cost of the check independent of the size of memory (the carve-out, written at
+// boot and in a correct run never again, grows with it).
 import type { Pkvm } from '../hyp/pkvm';
 import { checkCarveout } from './invariants';
 import { scanStage, type ScanMemo } from './walk';

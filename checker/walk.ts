@@ -83,15 +83,26 @@ export type TableVisit = (table: number, entries: number, base: number, span: nu
 export type LeafVisit = (addr: number, level: number, lo: number, hi: number) => void;
 
 /**
- * What a scan in `recording` mode remembers of the table pages wholly inside its quiet range: their
- * entry count and the tables they point to (pfn and base address, in pairs). A later scan given the
- * memo does not read such a table again when `unchanged` says it was not written since the
- * recording (it has the same entries, so the same children).
+ * What a scan in `recording` mode remembers of every table page: where it was (base and level), its
+ * entry count, the tables it points to (pfn and base, in pairs) and the leaves it reported (address,
+ * level and the two words, in fours). A later scan given the memo does not read such a table again
+ * when it reaches it at the same place and `unchanged` says it was not written since the recording:
+ * it has the same entries, so the same children and leaves.
  */
 export interface ScanMemo {
-  readonly tables: Map<number, { readonly entries: number; readonly children: readonly number[] }>;
+  readonly tables: Map<number, MemoTable>;
   recording: boolean;
+  /** The quiet range of the recording scan (the leaves it recorded depend on it). */
+  quiet?: readonly [number, number];
   unchanged: (table: number) => boolean;
+}
+
+interface MemoTable {
+  readonly base: number;
+  readonly level: number;
+  readonly entries: number;
+  readonly children: readonly number[];
+  readonly leaves: readonly number[];
 }
 
 /**
@@ -99,11 +110,13 @@ export interface ScanMemo {
  * entry is followed wherever it points; a table reached a second time (a corrupted tree) is reported
  * to `onTable` again but not entered again, so the scan stays linear in the number of table pages.
  * Leaves that lie wholly inside `[quiet[0], quiet[1])` are counted but not reported, and `memo`
- * saves reading quiet tables again.
+ * saves reading unchanged tables again.
  */
 export function scanStage(mem: PhysMem, pgt: KvmPgtable, onTable: TableVisit, onLeaf: LeafVisit, quiet: readonly [number, number] = [0, 0], memo?: ScanMemo): void {
   const span = 2 ** SHIFT[pgt.start_level] * 512;
-  const scan: Scan = { mem, entered: new Map(), onTable, onLeaf, quietFrom: quiet[0], quietTo: quiet[1], memo };
+  if (memo?.recording) memo.quiet = quiet;
+  const usable = memo !== undefined && (memo.recording || (memo.quiet?.[0] === quiet[0] && memo.quiet?.[1] === quiet[1]));
+  const scan: Scan = { mem, entered: new Map(), onTable, onLeaf, quietFrom: quiet[0], quietTo: quiet[1], memo: usable ? memo : undefined };
   for (let i = 0; i < pgt.pgd_pages; i++) scanTable(scan, pgt.pgd + i, pgt.start_level, i * span);
 }
 
@@ -122,16 +135,13 @@ function scanTable(scan: Scan, table: number, level: number, base: number): void
   const size = 2 ** SHIFT[level];
   const again = scan.entered.get(table);
   if (again !== undefined) return scan.onTable(table, again, base, 512 * size);
-  const quiet = scan.memo !== undefined && base >= scan.quietFrom && base + 512 * size <= scan.quietTo;
-  const known = quiet ? scan.memo!.tables.get(table) : undefined;
-  if (known !== undefined && !scan.memo!.recording && scan.memo!.unchanged(table)) {
-    scan.entered.set(table, known.entries);
-    for (let c = 0; c < known.children.length; c += 2) scanTable(scan, known.children[c], level + 1, known.children[c + 1]);
-    return scan.onTable(table, known.entries, base, 512 * size);
-  }
+  const memo = scan.memo;
+  const known = memo?.tables.get(table);
+  if (known !== undefined && !memo!.recording && known.base === base && known.level === level && memo!.unchanged(table)) return replay(scan, table, known, size);
   scan.entered.set(table, 0);
   const words = scan.mem.pageView(table);
   const children: number[] = [];
+  const leaves: number[] = [];
   let entries = 0;
   for (let i = 0; i < 512; i++) {
     const lo = words[2 * i];
@@ -142,9 +152,21 @@ function scanTable(scan: Scan, table: number, level: number, base: number): void
     if (level < 3 && (lo & 3) === 3) {
       children.push(kvm_pte_to_pfn(lo, hi), addr);
       scanTable(scan, kvm_pte_to_pfn(lo, hi), level + 1, addr);
-    } else if (addr < scan.quietFrom || addr + size > scan.quietTo) scan.onLeaf(addr, level, lo, hi);
+    } else if (addr < scan.quietFrom || addr + size > scan.quietTo) {
+      leaves.push(addr, level, lo, hi);
+      scan.onLeaf(addr, level, lo, hi);
+    }
   }
-  if (quiet && scan.memo!.recording) scan.memo!.tables.set(table, { entries, children });
+  if (memo?.recording) memo.tables.set(table, { base, level, entries, children, leaves });
   scan.entered.set(table, entries);
   scan.onTable(table, entries, base, 512 * size);
+}
+
+/** A table as the memo recorded it: its children scanned, its leaves reported, without reading it. */
+function replay(scan: Scan, table: number, known: MemoTable, size: number): void {
+  scan.entered.set(table, known.entries);
+  const { children, leaves } = known;
+  for (let c = 0; c < children.length; c += 2) scanTable(scan, children[c], known.level + 1, children[c + 1]);
+  for (let l = 0; l < leaves.length; l += 4) scan.onLeaf(leaves[l], leaves[l + 1], leaves[l + 2], leaves[l + 3]);
+  scan.onTable(table, known.entries, known.base, 512 * size);
 }
