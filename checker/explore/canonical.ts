@@ -44,6 +44,9 @@ export class Canonicalizer {
   /** Per relevant pfn, the shape term of its code (computed once per key, not per permutation). */
   private readonly shapes: number[] = [];
   private cur: number[] = [];
+  /** Scratch: the hot pages' codes, and the same placed by a permutation. */
+  private readonly codes: number[] = [];
+  private readonly sorted: number[] = [];
   /** Scratch: one VM's gfns, sorted. */
   private readonly gfns: number[] = [];
 
@@ -70,8 +73,13 @@ export class Canonicalizer {
   key(s: State): number {
     const { relevant } = this.u;
     if (this.shape !== null) for (let i = 0; i < relevant.length; i++) this.shapes[i] = this.shape(relevant[i]) * 2 ** 40;
+    // The least encoding starts with the hot pages' codes in ascending order, so only permutations
+    // that sort them can give it: the others are skipped before encoding the rest of the state.
+    const codes = this.codes;
+    for (let j = 0; j < this.u.hot.length; j++) codes[j] = this.pageCode(j, s.pages.get(this.u.hot[j]));
     let bestLen = -1;
     for (const perm of this.perms) {
+      if (this.perms.length > 1 && !sortsCodes(perm, codes, this.sorted)) continue;
       const n = this.encode(s, perm, this.cur);
       if (bestLen < 0 || less(this.cur, n, this.best, bestLen)) {
         [this.best, this.cur] = [this.cur, this.best];
@@ -134,6 +142,13 @@ export class Canonicalizer {
 }
 
 const byNumber = (a: number, b: number): number => a - b;
+
+/** Whether `perm` (page j to position perm[j]) puts `codes` in ascending order. */
+function sortsCodes(perm: readonly number[], codes: readonly number[], placed: number[]): boolean {
+  for (let j = 0; j < perm.length; j++) placed[perm[j]] = codes[j];
+  for (let k = 1; k < perm.length; k++) if (placed[k - 1] > placed[k]) return false;
+  return true;
+}
 
 function less(a: readonly number[], an: number, b: readonly number[], bn: number): boolean {
   const n = Math.min(an, bn);
