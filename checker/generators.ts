@@ -49,9 +49,11 @@ export interface ResolveContext {
   readonly vmSteps: Map<number, number>;
   /** hotPages(config), computed once. */
   readonly hot: readonly number[];
+  /** Scratch space for pickPage. */
+  readonly scratch: number[];
 }
 
-export const newContext = (config: MachineConfig): ResolveContext => ({ config, recent: [], vmSteps: new Map(), hot: hotPages(config) });
+export const newContext = (config: MachineConfig): ResolveContext => ({ config, recent: [], vmSteps: new Map(), hot: hotPages(config), scratch: [] });
 
 /** Hot pages: both ends of the first 2 MiB blocks and of the region, where collisions and splits happen. */
 export function hotPages(config: MachineConfig): number[] {
@@ -79,10 +81,10 @@ export function pickPage(ctx: ResolveContext, model: State, d: number, wanted?: 
   const rest = Math.floor(d / 100);
   if (wanted && kind < 60) {
     // The (rest % matches)-th of this sequence's pages in the wanted state, if any is.
-    let matches = 0;
-    for (const pfn of ctx.recent) if (wanted(page(model, pfn))) matches++;
-    let k = rest % Math.max(matches, 1);
-    if (matches > 0) for (const pfn of ctx.recent) if (wanted(page(model, pfn)) && k-- === 0) return pfn;
+    const matches = ctx.scratch;
+    matches.length = 0;
+    for (const pfn of ctx.recent) if (wanted(page(model, pfn))) matches.push(pfn);
+    if (matches.length > 0) return matches[rest % matches.length];
   }
   if (kind < 45 || (wanted && kind < 70)) {
     const hot = ctx.hot;
