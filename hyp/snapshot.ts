@@ -135,7 +135,7 @@ export class PkvmHostStage2Snapshot {
     return 0;
   }
 
-  /** The memcache pages go back in list order from the head; the failed page was never taken. */
+  /** The memcache pages go back last taken first; the failed page was never taken. */
   snapshot_return_memcache(setup: SnapshotSetup): void {
     for (let i = setup.mc.length - 1; i >= 0; i--) this.snapshot_return(setup.mc[i], 1);
   }
