@@ -79,6 +79,15 @@ describe('PhysMem: pages, cells and the undo journal', () => {
     expect(m.read32(7, PAGE_WORDS - 1)).toBe(2);
   });
 
+  test('zero_page clears a lone non-zero word wherever it sits in the page', () => {
+    for (const word of [0, 1, 2, 3, 4, 5, 6, 7, 514, PAGE_WORDS - 2]) {
+      const m = new PhysMem();
+      m.write32('host', 9, word, 0xdead);
+      m.zero_page('hyp', 9);
+      expect([...m.pageView(9)].every((w) => w === 0), `word ${word}`).toBe(true);
+    }
+  });
+
   test('64-bit words are little-endian pairs of 32-bit words', () => {
     const m = new PhysMem();
     m.write64('host', 3, 16, 0x89abcdef_01234567n);
