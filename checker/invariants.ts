@@ -129,9 +129,9 @@ export function checkFaultLog(model: State, hyp: Pkvm, step: number): Failure | 
 }
 
 /**
- * Audits table pages as the scans of every stage report them: each one hyp's, used once, refcounted
- * 1 + its entries. `failure` holds the first violation; `leak` then checks that no pool page is
- * allocated without a table using it.
+ * Audits table pages as the scans of every stage report them (`visit(stage name)` is the scans'
+ * table visitor): each one hyp's, used once, refcounted 1 + its entries. `result()` gives the first
+ * violation, or else checks that no pool page is allocated without a table using it (a leak).
  */
 function tableAudit(model: State, hyp: Pkvm, step: number) {
   const seen = new Set<number>();
@@ -180,9 +180,9 @@ export function checkCarveout(hyp: Pkvm, step: number): Failure | null {
 
 /**
  * Everything, at the end of a sequence: the carve-out (unless `hints` say that its descriptors are
- * the ones that passed at boot); every page either side knows of (the model's
- * non-default pages, and every page hyp's tables annotate, share or map at EL2), in one scan per
- * stage that also audits the table pages; VMs; the fault log.
+ * the ones that passed at boot); every page either side knows of (the model's non-default pages,
+ * and every page hyp's tables annotate, share or map at EL2), found in one scan per stage that also
+ * audits the table pages; the VMs; the fault log.
  */
 export function checkAll(model: State, hyp: Pkvm, step: number, hints?: EndCheckHints): Failure | null {
   const carve = hints?.carveoutUnchanged ? null : checkCarveout(hyp, step);
