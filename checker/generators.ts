@@ -133,7 +133,6 @@ const hypFree = (p: Page) => hypState(p) === 'OWNED' && p.use === 'free';
 const lentToFfa = (p: Page) => p.ffa;
 const hostOwned = (p: Page) => hostState(p) === 'OWNED';
 const guestShared = (p: Page) => p.guests > 0;
-
 const hostNoPage = (p: Page) => hostState(p) === 'NOPAGE';
 
 function pickRange(ctx: ResolveContext, model: State, a: number, b: number, wanted?: (p: Page) => boolean): { pfn: number; nr_pages: number } {
