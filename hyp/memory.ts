@@ -11,6 +11,15 @@ export const PAGE_WORDS = 1024;
 
 const ZERO_PAGE = new Uint32Array(PAGE_WORDS);
 
+/**
+ * A word index must lie inside its page: a typed array would silently read undefined past the end
+ * and drop the write (while the journal logged it against the next page), so an access that runs
+ * off a page is a loud error instead.
+ */
+function checkWord(word: number): void {
+  if (word >>> 0 !== word || word >= PAGE_WORDS) throw new RangeError(`word ${word} is outside a page (0..${PAGE_WORDS - 1})`);
+}
+
 export class PhysMem {
   private readonly pages = new Map<number, Uint32Array>();
   /** Journaled cells: index >= 0 here is encoded as journal address -(index + 1). */
@@ -52,11 +61,13 @@ export class PhysMem {
   }
 
   read32(pfn: number, word: number): number {
+    checkWord(word);
     const p = this.pages.get(pfn);
     return p === undefined ? 0 : p[word];
   }
 
   write32(actor: Actor, pfn: number, word: number, value: number): void {
+    checkWord(word);
     let p = this.pages.get(pfn);
     if (p === undefined) {
       p = new Uint32Array(PAGE_WORDS);

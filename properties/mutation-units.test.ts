@@ -79,6 +79,19 @@ describe('PhysMem: pages, cells and the undo journal', () => {
     expect(m.read32(7, PAGE_WORDS - 1)).toBe(2);
   });
 
+  test('a word index outside its page is an error, for reads and writes (never a silent alias of the next page)', () => {
+    const m = new PhysMem();
+    m.write32('host', 3, PAGE_WORDS - 1, 5);
+    expect(m.read32(3, PAGE_WORDS - 1)).toBe(5);
+    expect(m.read32(3, 0)).toBe(0);
+    for (const word of [PAGE_WORDS, -1, 1.5, NaN]) {
+      expect(() => m.read32(3, word), `read ${word}`).toThrow(RangeError);
+      expect(() => m.write32('hyp', 3, word, 1), `write ${word}`).toThrow(RangeError);
+    }
+    expect(() => m.read32(3, PAGE_WORDS)).toThrow(`word ${PAGE_WORDS} is outside a page (0..${PAGE_WORDS - 1})`);
+    expect(m.mark()).toBe(2);
+  });
+
   test('zero_page clears a lone non-zero word wherever it sits in the page', () => {
     for (const word of [0, 1, 2, 3, 4, 5, 6, 7, 514, PAGE_WORDS - 2]) {
       const m = new PhysMem();
