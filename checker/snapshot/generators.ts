@@ -70,14 +70,17 @@ const MB2 = 512;
 
 /** Level-2 and level-3 tables the host stage-2 needs for the model's non-default pages plus `extra`. */
 export function estimateTables(model: State, extra: readonly number[]): number {
-  const ids = new Set<string>();
-  const add = (p: number) => {
-    ids.add(`2:${Math.floor(p / GB)}`);
-    ids.add(`3:${Math.floor(p / MB2)}`);
+  const level2 = new Set<number>(); // 1 GiB blocks
+  const level3 = new Set<number>(); // 2 MiB blocks
+  const add = (first: number, last: number) => {
+    for (let b = Math.floor(first / GB); b <= Math.floor(last / GB); b++) level2.add(b);
+    for (let b = Math.floor(first / MB2); b <= Math.floor(last / MB2); b++) level3.add(b);
   };
-  for (const [p] of nonDefaultPages(model)) add(p);
-  for (const p of extra) add(p);
-  return ids.size;
+  // hyp's reserved memory as whole ranges (the same blocks as page by page, without the per-page walk).
+  for (const [first, nr] of model.reserved) add(first, first + nr - 1);
+  for (const [p, pg] of model.pages) if (pg.owner !== 'host' || pg.hyp || pg.ffa || pg.guests > 0 || pg.pins > 0) add(p, p);
+  for (const p of extra) add(p, p);
+  return level2.size + level3.size;
 }
 
 /** Picks host-owned pages, distinct from each other, walking from a drawn cursor with a drawn stride. */
