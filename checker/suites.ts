@@ -14,7 +14,7 @@ import type { CallHandler } from './handlers';
 import { Lockstep } from './lockstep';
 import { minimize } from './minimize';
 import { runSequence, runSteps, type Resolver } from './sequence';
-import type { SuiteName, SuiteOptions, SuiteResult } from './suite-types';
+import type { Coverage, SuiteName, SuiteOptions, SuiteResult } from './suite-types';
 import { TRACE_FORMAT, writeTrace, type TraceFile } from './trace/file';
 import type { TraceStep } from './vocabulary';
 
@@ -67,10 +67,15 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   const started = performance.now();
   const ls = makeLockstep(opts.inject, config);
   let runsDone = 0;
+  // Calls and coverage up to the first failing sequence (shrinking runs more, which they leave out).
   let callsBeforeFailure: number | null = null;
+  let coverageBeforeFailure: Coverage | null = null;
   const property = fc.property(sequenceArb(Math.min(opts.maxSteps, def.maxSteps ?? opts.maxSteps), def.step), (seq) => {
     const out = runSequence(ls, seq, def.resolve);
-    if (out.failure && callsBeforeFailure === null) callsBeforeFailure = ls.calls;
+    if (out.failure && callsBeforeFailure === null) {
+      callsBeforeFailure = ls.calls;
+      coverageBeforeFailure = structuredClone(ls.coverage);
+    }
     if (callsBeforeFailure === null) {
       runsDone++;
       opts.onProgress?.({ suite: name, runsDone, runsTotal: opts.runs, calls: ls.calls });
@@ -79,7 +84,7 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   });
   const res = fc.check(property, { seed: opts.seed, numRuns: opts.runs });
   const calls = callsBeforeFailure ?? ls.calls;
-  const base = { name, runs: res.numRuns, calls, seed: opts.seed, coverage: ls.coverage };
+  const base = { name, runs: res.numRuns, calls, seed: opts.seed, coverage: coverageBeforeFailure ?? ls.coverage };
   if (!res.failed || !res.counterexample) return { ...base, ok: true, counterexample: null, failure: null, durationMs: performance.now() - started };
   // fast-check shrank the abstract sequence; deleting concrete steps often shortens it further.
   const shrunk = runSequence(ls, res.counterexample[0], def.resolve);

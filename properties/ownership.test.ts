@@ -42,5 +42,8 @@ describe('ownership: model and hyp in lockstep', () => {
     expect(r.ok).toBe(false);
     expect(r.counterexample).not.toBeNull();
     expect(r.counterexampleSteps).toBeLessThanOrEqual(8);
+    // Calls and coverage both stop at the first failing sequence: shrinking's re-runs are not counted.
+    const covered = Object.values(r.coverage).reduce((n, row) => n + Object.values(row).reduce((a, b) => a + b, 0), 0);
+    expect(covered).toBe(r.calls);
   });
 });
