@@ -202,28 +202,30 @@ function sameOutcomes(calls: readonly Call[][], a: MachineConfig, b: MachineConf
   return same.length > 0 ? same : [...calls];
 }
 
-/** Lockstep throughput of concrete call sequences (no resolving) on each config, measured interleaved. */
-function lockstepStepsRates(configs: readonly MachineConfig[], calls: readonly Call[][], minMs: number): (Rate & { nsPerCall: number })[] {
-  const runners = configs.map((c) => new Lockstep(c));
-  const one = (ls: Lockstep, i: number) => {
+/**
+ * Throughput of the same `count` items on each config, measured interleaved: `make` builds a runner
+ * per config, `one(runner, i)` runs item i and returns the calls it made.
+ */
+function ratesPerConfig<R>(configs: readonly MachineConfig[], make: (c: MachineConfig) => R, count: number, one: (r: R, i: number) => number, minMs: number): (Rate & { nsPerCall: number })[] {
+  const runners = configs.map(make);
+  return rates(count, runners.map((r) => (i: number) => one(r, i)), minMs).map((r) => ({ ...r, nsPerCall: 1e9 / r.perSecond }));
+}
+
+/** The lockstep running generated sequences (resolved against each config's own memory). */
+const lockstepRates = (configs: readonly MachineConfig[], seqs: readonly AbstractStep[][], minMs: number) =>
+  ratesPerConfig(configs, (c) => new Lockstep(c), seqs.length, (ls, i) => lockstepOne(ls, seqs[i]), minMs);
+
+/** The lockstep running recorded concrete calls (no resolving: the same calls on every config). */
+const lockstepStepsRates = (configs: readonly MachineConfig[], calls: readonly Call[][], minMs: number) =>
+  ratesPerConfig(configs, (c) => new Lockstep(c), calls.length, (ls, i) => {
     const out = runSteps(ls, calls[i]);
     if (out.failure) throw new Error(`bench: a recorded sequence failed on replay: ${out.failure.message}`);
     return calls[i].length;
-  };
-  return rates(calls.length, runners.map((ls) => (i: number) => one(ls, i)), minMs).map((r) => ({ ...r, nsPerCall: 1e9 / r.perSecond }));
-}
+  }, minMs);
 
-/** Lockstep throughput on each config, measured interleaved. */
-export function lockstepRates(configs: readonly MachineConfig[], seqs: readonly AbstractStep[][], minMs: number): (Rate & { nsPerCall: number })[] {
-  const runners = configs.map((c) => new Lockstep(c));
-  return rates(seqs.length, runners.map((ls) => (i: number) => lockstepOne(ls, seqs[i])), minMs).map((r) => ({ ...r, nsPerCall: 1e9 / r.perSecond }));
-}
-
-/** Hyp alone replaying recorded calls on each config, measured interleaved. */
-function hypRates(configs: readonly MachineConfig[], calls: readonly Call[][], minMs: number): (Rate & { nsPerCall: number })[] {
-  const hyps = configs.map((c) => new Pkvm(c));
-  return rates(calls.length, hyps.map((hyp) => (i: number) => hypOne(hyp, calls[i])), minMs).map((r) => ({ ...r, nsPerCall: 1e9 / r.perSecond }));
-}
+/** Hyp alone replaying recorded calls. */
+const hypRates = (configs: readonly MachineConfig[], calls: readonly Call[][], minMs: number) =>
+  ratesPerConfig(configs, (c) => new Pkvm(c), calls.length, (hyp, i) => hypOne(hyp, calls[i]), minMs);
 
 export function timeToBug(id: string, opts: Pick<BenchOptions, 'bugSeeds' | 'bugRuns' | 'maxSteps'>): BugTiming {
   const suite = CATALOG.find((b) => b.id === id)?.suite;

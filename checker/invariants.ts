@@ -25,6 +25,9 @@ import { eachPageEntry, isValid, isZero, outputPfn, scanStage, translate, type T
 
 const fail = (property: string, step: number, message: string): Failure => ({ property, step, message });
 
+/** A table visitor that ignores the tables (checkVm after a call audits no tables). */
+const noTable: TableVisit = () => {};
+
 /** Model and hyp agree on one page, and the host and hyp can reach it exactly as its states say. */
 export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): Failure | null {
   if (!isMemory(model.config, pfn)) return null;
@@ -58,7 +61,7 @@ function guestLeaf(hyp: Pkvm, pgt: KvmPgtable, gfn: number): string | undefined 
  * The guest mappings of one VM agree: all of them, or only at `gfns` (after a call that touched just
  * those). A whole check reports the guest stage-2's table pages to `onTable`.
  */
-export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, gfns?: readonly number[], onTable: TableVisit = () => {}): Failure | null {
+export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, gfns?: readonly number[], onTable: TableVisit = noTable): Failure | null {
   const vm = model.vms.get(handle);
   const hypVm = hyp.vm(handle);
   if (!vm !== !hypVm) return fail('state-agrees', step, `vm ${hex(handle)}: model ${vm ? 'has it' : 'has no such VM'}, hyp ${hypVm ? 'has it' : 'has no such VM'}`);
