@@ -4,6 +4,7 @@ import { fc } from '@fast-check/vitest';
 import type { Prot, StackCorruption } from '../types/calls';
 import { PA_PFNS, type MachineConfig, type MemoryRegion } from '../types/config';
 import { ERRNO_NAMES } from '../types/errno';
+import { CATALOG } from '../checker/bugs/catalog';
 import type { TraceFile } from '../checker/trace/file';
 import type { TraceStep, VmRef } from '../checker/vocabulary';
 
@@ -64,9 +65,10 @@ const callAndArgs: fc.Arbitrary<Omit<TraceStep, 'expect'>> = fc.oneof(
   }),
 );
 
+// `__pkvm_init_vm` returns a handle on success, so a trace never expects 0 of it.
 const step: fc.Arbitrary<TraceStep> = fc
   .tuple(callAndArgs, expect)
-  .map(([s, e]) => (e === undefined ? s : { ...s, expect: e }) as TraceStep);
+  .map(([s, e]) => (e === undefined || (e === 0 && s.call === '__pkvm_init_vm') ? s : { ...s, expect: e }) as TraceStep);
 
 /** Points each draft `$N` at an earlier __pkvm_init_vm step, or turns it into a plain handle if none. */
 function linkRefs(steps: readonly TraceStep[]): TraceStep[] {
@@ -81,12 +83,16 @@ function linkRefs(steps: readonly TraceStep[]): TraceStep[] {
 
 export const traceSteps: fc.Arbitrary<TraceStep[]> = fc.array(step, { maxLength: 12 }).map(linkRefs);
 
-/** Sorted, non-overlapping regions well inside the 40-bit PA space. */
+/**
+ * Sorted, non-overlapping regions well inside the 40-bit PA space; the first has room for hyp's
+ * carve-out (at most about 1,400 pages for four regions), so hyp can boot on every one.
+ */
 const config: fc.Arbitrary<MachineConfig> = fc
   .array(fc.tuple(fc.nat(1 << 20), fc.integer({ min: 1, max: 1 << 16 })), { minLength: 1, maxLength: 4 })
   .map((pairs) => {
     let next = 0;
-    const memory: MemoryRegion[] = pairs.map(([gap, pages]) => {
+    const memory: MemoryRegion[] = pairs.map(([gap, size], i) => {
+      const pages = i === 0 ? Math.max(size, 4096) : size;
       const region: MemoryRegion = [next + gap, pages];
       next += gap + pages;
       return region;
@@ -98,7 +104,7 @@ const config: fc.Arbitrary<MachineConfig> = fc
 export const traceFiles: fc.Arbitrary<TraceFile> = fc
   .record({
     config,
-    inject: fc.option(fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,30}$/), { nil: null }),
+    inject: fc.option(fc.constantFrom(...CATALOG.map((b) => b.id)), { nil: null }),
     seed: fc.option(fc.maxSafeNat(), { nil: null }),
     steps: traceSteps,
     failure: fc.option(fc.record({ property: fc.string({ unit: 'binary' }), step: fc.nat(), message: fc.string({ unit: 'binary' }) }), {

@@ -67,7 +67,7 @@ describe('trace round trip', () => {
   test('optional fields take their defaults', () => {
     const t = parseTrace(trace({}), FILE);
     expect(t).toEqual({ format: 'pkvm-check/trace@1', config: DEFAULT_CONFIG, inject: null, seed: null, steps: [], failure: null });
-    expect(parseTrace(trace({ config: { memory: [[0, 16]] } }), FILE).config).toEqual({ memory: [[0, 16]], pageSize: 4096 });
+    expect(parseTrace(trace({ config: { memory: [[0, 4096]] } }), FILE).config).toEqual({ memory: [[0, 4096]], pageSize: 4096 });
   });
 
   test('"$N" references, prot strings and errno names survive', () => {
@@ -141,7 +141,35 @@ describe('malformed traces: one line naming the file, the step and the field', (
       `${FILE}: field "config.memory[0]": expected a region inside the 40-bit PA space (pfns below 0x10000000), got [268435455,2]`,
     ],
     ['unknown config field', trace({ config: { cpus: 4 } }), `${FILE}: field "config.cpus": unknown field (allowed: memory, pageSize)`],
-    ['inject not a string', trace({ inject: 3 }), `${FILE}: field "inject": expected a bug id (a non-empty string) or null, got 3`],
+    ['inject not a string', trace({ inject: 3 }), `${FILE}: field "inject": expected a bug id listed by \`pkvm-check bugs\`, or null, got 3`],
+    ['inject an unknown bug', trace({ inject: 'no-such-bug' }), `${FILE}: field "inject": expected a bug id listed by \`pkvm-check bugs\`, or null, got "no-such-bug"`],
+    [
+      'inject with terminal escapes',
+      trace({ inject: '\u001b[2J\n  ok: results agree' }),
+      `${FILE}: field "inject": expected a bug id listed by \`pkvm-check bugs\`, or null, got "\\u001b[2J\\n  ok: results agree"`,
+    ],
+    [
+      'expect 0 of __pkvm_init_vm',
+      trace({ steps: [{ call: '__pkvm_init_vm', args: { pfn: 0x40010, nr_pages: 3 }, expect: 0 }] }),
+      `${FILE}: step 1: field "expect": __pkvm_init_vm returns a VM handle on success, so expect only a negative errno, or omit it`,
+    ],
+    [
+      'a region too small for hyp',
+      trace({ config: { memory: [[0x40000, 16]] } }),
+      `${FILE}: field "config.memory": expected memory hyp can boot on, but the largest memory region (16 pages) is too small for hyp's 303-page carve-out`,
+    ],
+    [
+      '16 pages just under 2^40',
+      trace({ config: { memory: [[0xffffff0, 16]] } }),
+      `${FILE}: field "config.memory": expected memory hyp can boot on, but the largest memory region (16 pages) is too small for hyp's 303-page carve-out`,
+    ],
+    [
+      'more memory than the cap',
+      trace({ config: { memory: [[0, 0x8000000]] } }),
+      `${FILE}: field "config.memory": 134217728 pages of memory, over the limit of 1048576 (raise it with PKVM_CHECK_MAX_MEMORY_PAGES=N)`,
+    ],
+    ['2^53 + 1, not read as 2^53', '{ "format": "pkvm-check/trace@1", "seed": 9007199254740993, "steps": [] }', `${FILE}: line 1, column 43: the number 9007199254740993 cannot be read exactly (integers up to 2^53 - 1, finite numbers only)`],
+    ['1e400, not read as Infinity', '{ "format": "pkvm-check/trace@1", "seed": 1e400, "steps": [] }', `${FILE}: line 1, column 43: the number 1e400 cannot be read exactly (integers up to 2^53 - 1, finite numbers only)`],
     ['negative seed', trace({ seed: -1 }), `${FILE}: field "seed": expected a non-negative integer or null, got -1`],
     ['failure not an object', trace({ failure: 'boom' }), `${FILE}: field "failure": expected an object { property, step, message } or null, got "boom"`],
     [
@@ -159,6 +187,22 @@ describe('malformed traces: one line naming the file, the step and the field', (
 
   test('a file that cannot be read is one line', () => {
     expect(() => readTrace('no/such/trace.json')).toThrow(new InputError('no/such/trace.json: cannot read the file (ENOENT)'));
+    expect(() => readTrace('counterexamples')).toThrow(new InputError('counterexamples: cannot read the file (EISDIR)'));
+  });
+
+  test('caps: a file larger than the size cap is refused without reading it all; too many steps; each cap names its variable', () => {
+    expect(() => readTrace('/dev/zero')).toThrow(new InputError(`/dev/zero: larger than the limit of ${16 * 2 ** 20} bytes (raise it with PKVM_CHECK_MAX_TRACE_BYTES=N)`));
+    const steps = Array.from({ length: 3 }, () => ({ call: 'host_access', args: { pfn: 1, write: false } }));
+    process.env.PKVM_CHECK_MAX_TRACE_STEPS = '2';
+    try {
+      expect(rejection(trace({ steps }))).toBe(`${FILE}: field "steps": 3 steps, over the limit of 2 (raise it with PKVM_CHECK_MAX_TRACE_STEPS=N)`);
+      process.env.PKVM_CHECK_MAX_TRACE_STEPS = '3';
+      expect(parseTrace(trace({ steps }), FILE).steps).toHaveLength(3);
+      process.env.PKVM_CHECK_MAX_TRACE_STEPS = 'lots';
+      expect(rejection(trace({ steps }))).toBe(`${FILE}: PKVM_CHECK_MAX_TRACE_STEPS: expected a positive whole number, got "lots"`);
+    } finally {
+      delete process.env.PKVM_CHECK_MAX_TRACE_STEPS;
+    }
   });
 
   test('a trace with any one value replaced is read or rejected in one line', () => {

@@ -1,7 +1,9 @@
 // A trace's machine: which page frames are memory (everything else is MMIO) and the stage-2 granule.
 // Validated here with the same one-line messages as a step; absent fields take DEFAULT_CONFIG's value.
+import { hypLayout } from '../../hyp/setup';
 import { DEFAULT_CONFIG, PA_PFNS, type MachineConfig, type MemoryRegion } from '../../types/config';
 import { InputError } from '../vocabulary';
+import { checkLimit, MAX_MEMORY_PAGES } from './limits';
 
 const show = (v: unknown): string => (v === undefined ? 'nothing' : (JSON.stringify(v) ?? String(v)));
 
@@ -30,7 +32,21 @@ function parseMemory(v: unknown): readonly MemoryRegion[] {
     if (regions[i][0] < prevFirst + prevPages)
       bad(`config.memory[${i}]`, `a region starting at or after pfn 0x${(prevFirst + prevPages).toString(16)} (regions sorted, not overlapping)`, v[i]);
   }
+  checkLimit(MAX_MEMORY_PAGES, regions.reduce((n, [, pages]) => n + pages, 0), 'field "config.memory"');
   return regions;
+}
+
+/**
+ * hyp reserves its page-table pools at the top of the largest region, sized by the number and size of
+ * all regions (hyp/setup.ts): a machine it cannot boot on is an input error here, not a crash later.
+ */
+function checkBootable(config: MachineConfig): void {
+  try {
+    hypLayout(config);
+  } catch (e) {
+    const why = (e as Error).message.replace(/^config: /, '');
+    throw new InputError(`field "config.memory": expected memory hyp can boot on, but ${why}`);
+  }
 }
 
 /** Decodes the `config` field of a trace (`undefined` when absent). Throws InputError naming the field. */
@@ -41,7 +57,9 @@ export function parseConfig(raw: unknown): MachineConfig {
   const memory = raw.memory === undefined ? DEFAULT_CONFIG.memory : parseMemory(raw.memory);
   const pageSize = raw.pageSize === undefined ? DEFAULT_CONFIG.pageSize : raw.pageSize;
   if (pageSize !== 4096) bad('config.pageSize', '4096 (the only simulated stage-2 granule)', pageSize);
-  return { memory, pageSize: 4096 };
+  const config: MachineConfig = { memory, pageSize: 4096 };
+  if (raw.memory !== undefined) checkBootable(config);
+  return config;
 }
 
 /** The config as one line of JSON, in the CONTRACT's layout: `{ "memory": [[262144, 4096]], "pageSize": 4096 }`. */

@@ -2,14 +2,16 @@
 // the concrete calls, never just a seed, so it keeps replaying after the generators change. This file
 // reads and validates them (every step through the one decoder, `decodeStep`) and writes them.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MachineConfig } from '../../types/config';
 import { writeFileAtomic } from '../atomic-write';
+import { findBug } from '../bugs/catalog';
 import type { Failure } from '../suite-types';
 import { decodeStep, encodeStep, InputError, VOCABULARY, type TraceStep } from '../vocabulary';
 import { encodeConfig, parseConfig } from './config';
-import { describeJsonError } from './json-error';
+import { describeInexactNumber, describeJsonError } from './json-error';
+import { checkLimit, limit, MAX_TRACE_BYTES, MAX_TRACE_STEPS } from './limits';
 
 export const TRACE_FORMAT = 'pkvm-check/trace@1';
 
@@ -46,6 +48,16 @@ function parseFailure(v: unknown, stepCount: number): Failure | null {
   return { property: property as string, step: step as number, message: message as string };
 }
 
+/**
+ * `__pkvm_init_vm` succeeds with a VM handle, never 0 (CONTRACT: its `expect` is omitted): an `expect`
+ * of 0 there could only fail, so it is a mistake in the file, not a finding.
+ */
+function checkExpect(step: TraceStep, index: number): TraceStep {
+  if (step.call === '__pkvm_init_vm' && step.expect === 0)
+    throw new InputError(`step ${index + 1}: field "expect": __pkvm_init_vm returns a VM handle on success, so expect only a negative errno, or omit it`);
+  return step;
+}
+
 /** Validates the decoded JSON of a trace; InputError messages name the field (and step), not the file. */
 function decodeTrace(raw: unknown): TraceFile {
   if (!isObject(raw))
@@ -54,12 +66,13 @@ function decodeTrace(raw: unknown): TraceFile {
   for (const k of Object.keys(raw)) if (!TOP_LEVEL.includes(k)) throw new InputError(`field "${k}": unknown field (allowed: ${TOP_LEVEL.join(', ')})`);
   const config = parseConfig(raw.config);
   const inject = raw.inject ?? null;
-  if (inject !== null && (typeof inject !== 'string' || inject === '')) bad('inject', 'a bug id (a non-empty string) or null', inject);
+  if (inject !== null && (typeof inject !== 'string' || !findBug(inject))) bad('inject', 'a bug id listed by `pkvm-check bugs`, or null', inject);
   const seed = raw.seed ?? null;
   if (seed !== null && (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0)) bad('seed', 'a non-negative integer or null', seed);
   if (!Array.isArray(raw.steps)) return bad('steps', 'an array of steps { call, args, expect? }', raw.steps);
+  checkLimit(MAX_TRACE_STEPS, raw.steps.length, 'field "steps"');
   const steps: TraceStep[] = [];
-  raw.steps.forEach((s: unknown, i: number) => steps.push(decodeStep(s, i, steps)));
+  raw.steps.forEach((s: unknown, i: number) => steps.push(checkExpect(decodeStep(s, i, steps), i)));
   const failure = parseFailure(raw.failure, steps.length);
   return { format: TRACE_FORMAT, config, inject: inject as string | null, seed: seed as number | null, steps, failure };
 }
@@ -73,6 +86,8 @@ export function parseTrace(text: string, file: string): TraceFile {
   } catch {
     throw new InputError(`${file}: not JSON: ${describeJsonError(body) ?? 'unreadable'}`);
   }
+  const inexact = describeInexactNumber(body);
+  if (inexact !== null) throw new InputError(`${file}: ${inexact}`);
   try {
     return decodeTrace(raw);
   } catch (e) {
@@ -81,12 +96,38 @@ export function parseTrace(text: string, file: string): TraceFile {
   }
 }
 
+/**
+ * A file's text, reading at most the size cap plus one byte: a file (or a device like /dev/zero) that
+ * is larger is refused before it fills memory.
+ */
+function readCapped(file: string): string {
+  const cap = limit(MAX_TRACE_BYTES);
+  const fd = openSync(file, 'r');
+  try {
+    if (fstatSync(fd).isDirectory()) throw Object.assign(new Error('a directory'), { code: 'EISDIR' });
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(1 << 20, cap + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > cap) throw new InputError(`${file}: larger than the limit of ${cap} bytes (raise it with ${MAX_TRACE_BYTES.env}=N)`);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads and validates a trace file. */
 export function readTrace(file: string): TraceFile {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readCapped(file);
   } catch (e) {
+    if (e instanceof InputError) throw e;
     const err = e as NodeJS.ErrnoException;
     throw new InputError(`${file}: cannot read the file (${err.code ?? err.message.split('\n')[0]})`);
   }

@@ -15,6 +15,8 @@ class JsonSyntaxError extends Error {
 
 class Scanner {
   i = 0;
+  /** Where the first number literal that a double cannot hold exactly starts, or -1. */
+  inexact = -1;
   constructor(readonly s: string) {}
 
   fail(expected: string): never {
@@ -117,8 +119,36 @@ class Scanner {
     re.lastIndex = this.i;
     const m = re.exec(this.s);
     if (!m) this.fail('a number');
+    if (this.inexact < 0 && !exact(m[0])) this.inexact = this.i;
     this.i += m[0].length;
   }
+}
+
+/** Whether a JSON number literal reads back as itself: finite, and an integer only within ±(2^53 − 1). */
+function exact(literal: string): boolean {
+  const n = Number(literal);
+  if (!Number.isFinite(n)) return false;
+  return !/^-?[0-9]+$/.test(literal) || Number.isSafeInteger(n);
+}
+
+/**
+ * In valid JSON `text`, the first number that JSON.parse would change (2^53 + 1 becomes 2^53, 1e400
+ * becomes Infinity, printed as null): "line L, column C: the number 1e400 ...". Null when there is none.
+ */
+export function describeInexactNumber(text: string): string | null {
+  const scan = new Scanner(text);
+  try {
+    scan.value();
+  } catch {
+    return null;
+  }
+  if (scan.inexact < 0) return null;
+  const literal = /-?[0-9.eE+-]+/y;
+  literal.lastIndex = scan.inexact;
+  const before = text.slice(0, scan.inexact);
+  const line = before.split('\n').length;
+  const column = scan.inexact - (before.lastIndexOf('\n') + 1) + 1;
+  return `line ${line}, column ${column}: the number ${literal.exec(text)?.[0] ?? '?'} cannot be read exactly (integers up to 2^53 - 1, finite numbers only)`;
 }
 
 /** Describes, in one line, where and why `text` is not JSON; null if it is. */
