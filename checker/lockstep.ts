@@ -1,19 +1,17 @@
-// The lockstep runner: executes each call on the model and on hyp, compares the results, and checks
-// the invariants on the pages the call touched; `finish` checks everything at the end of a sequence.
+// The lockstep runner: executes each call on the model and on a target (the simulation in hyp/ or
+// the real kernel), compares the results, and has the target check the pages the call touched;
+// `finish` checks everything at the end of a sequence.
 import type { Call } from '../types/calls';
 import { ERRNO_NAMES } from '../types/errno';
 import type { MachineConfig } from '../types/config';
 import { cloneState, execModel, initialState, type State } from '../model';
-import { Pkvm } from '../hyp/pkvm';
-import { handle_host_hcall } from '../hyp/hyp-main';
-import { PoolExhausted } from '../hyp/pool';
+import type { Pkvm } from '../hyp/pkvm';
 import type { Coverage, Failure } from './suite-types';
-import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm } from './invariants';
 import { formatResult, resolveStep, type TraceStep } from './vocabulary';
-import { annotationOwner, isValid, isZero, translate } from './walk';
-import { BootMemo } from './boot-memo';
 import type { HypBug } from './bugs/ownership';
 import type { CallHandler } from './handlers';
+import { TargetFailure, type Footprint, type Target } from './target';
+import { SimTarget } from './targets/sim';
 
 /** Pages checked page by page after a call: at most this many of a range (the rest at the end). */
 const FOOTPRINT_CAP = 8;
@@ -29,7 +27,7 @@ export function resultName(r: number): string {
 }
 
 export class Lockstep {
-  readonly hyp: Pkvm;
+  readonly target: Target;
   model: State;
   /** The model at boot, copied for every sequence. */
   private readonly boot: State;
@@ -38,42 +36,29 @@ export class Lockstep {
   modelResults: number[] = [];
   coverage: Coverage = {};
   calls = 0;
-  private writeViolation: string | null = null;
-  /** What the end-of-sequence check reuses from boot. */
-  private readonly bootMemo: BootMemo;
-  /** The page the last hyp write went to, already checked (forgotten when memory is rolled back). */
-  private lastChecked = -1;
 
   constructor(
     readonly config: MachineConfig,
-    bugs: readonly HypBug[] = [],
+    bugsOrTarget: readonly HypBug[] | Target = [],
     private readonly handlers: Readonly<Partial<Record<Call['call'], CallHandler>>> = {},
   ) {
-    this.hyp = new Pkvm(config);
-    for (const b of bugs) b.inject(this.hyp);
-    this.hyp.mem.commit(); // boot is the base every sequence returns to
-    this.boot = initialState(config, [this.hyp.layout.carveout]);
+    this.target = Array.isArray(bugsOrTarget) ? new SimTarget(config, bugsOrTarget) : (bugsOrTarget as Target);
+    this.boot = initialState(config, this.target.reserved);
     this.model = cloneState(this.boot);
-    this.bootMemo = new BootMemo(this.hyp);
-    // "Hyp writes only pages hyp owns", checked at the moment of every write. Between two writes to
-    // the same page nothing else was written, so no ownership changed: one check covers the run.
-    this.hyp.mem.onHypWrite = (pfn) => {
-      if (pfn === this.lastChecked || this.writeViolation !== null) return;
-      this.lastChecked = pfn;
-      const t = translate(this.hyp.mem, this.hyp.host_mmu, pfn);
-      if (isValid(t) || isZero(t) || annotationOwner(t) !== 1)
-        this.writeViolation = `hyp wrote pfn 0x${pfn.toString(16)}, which it does not own (host stage-2: ${isZero(t) ? 'host, unmapped' : isValid(t) ? 'mapped for the host' : `owner id ${annotationOwner(t)}`})`;
-    };
+  }
+
+  /** The simulated hypervisor, for the areas that inspect it from the inside (snapshot, unwinder). */
+  get hyp(): Pkvm {
+    if (this.target instanceof SimTarget) return this.target.hyp;
+    throw new Error(`the ${this.target.name} target has no simulated hypervisor to inspect`);
   }
 
   /** Back to the state at boot, for the next sequence. */
   reset(): void {
-    this.hyp.mem.undo(0);
+    this.target.reset(this.model);
     this.model = cloneState(this.boot);
     this.results = [];
     this.modelResults = [];
-    this.writeViolation = null;
-    this.lastChecked = -1;
   }
 
   /** Runs step `index` (0-based); returns the failure, if any. */
@@ -81,19 +66,17 @@ export class Lockstep {
     const n = index + 1;
     const call = resolveStep(ts, this.results);
     const handler = this.handlers[call.call];
-    const mark = this.hyp.mem.mark();
     let failure: Failure | null;
     if (handler) {
       const out = handler.run(this, call, n);
-      this.record(call, out.result, ts, n);
+      this.record(call, out.result, n);
       this.modelResults[n - 1] = out.modelResult;
       failure = out.failure ?? this.expectFailure(ts, out.result, n);
-    } else failure = this.ownershipStep(call, ts, n, mark);
-    if (!failure && this.writeViolation) failure = { property: 'hyp-writes-only-own-pages', step: n, message: this.writeViolation };
-    return failure;
+    } else failure = this.ownershipStep(call, ts, n);
+    return failure ?? this.target.pending(n);
   }
 
-  private record(call: Call, result: number, ts: TraceStep, n: number): void {
+  private record(call: Call, result: number, n: number): void {
     this.calls++;
     this.results[n - 1] = result;
     const row = (this.coverage[call.call] ??= {});
@@ -106,43 +89,25 @@ export class Lockstep {
     return { property: 'expect', step: n, message: `${ts.call} returned ${formatResult(result)}, the trace expects ${formatResult(ts.expect)}` };
   }
 
-  private ownershipStep(call: Call, ts: TraceStep, n: number, mark: number): Failure | null {
+  private ownershipStep(call: Call, ts: TraceStep, n: number): Failure | null {
     const touched = footprint(this.model, call);
     const want = execModel(this.model, call);
     let got: number;
     try {
-      got = handle_host_hcall(this.hyp, call);
+      got = this.target.execute(call, want, touched, n);
     } catch (e) {
-      if (e instanceof PoolExhausted) return { property: 'harness-limit', step: n, message: e.message };
+      if (e instanceof TargetFailure) return e.failure;
       throw e;
     }
-    this.record(call, got, ts, n);
+    this.record(call, got, n);
     this.modelResults[n - 1] = want;
-    if (want !== got) return { property: 'results-agree', step: n, message: `${call.call}: model returned ${formatResult(want)}, hyp returned ${formatResult(got)}` };
-    const expect = this.expectFailure(ts, got, n);
-    if (expect) return expect;
-    if (got < 0 && this.hyp.mem.mark() !== mark) {
-      const changed = this.hyp.mem.diffSince(mark).filter(([addr]) => !(call.call === 'host_access' && this.hyp.faults.ownsCell(addr)));
-      if (changed.length > 0) {
-        const [addr, then, now] = changed[0];
-        return { property: 'failed-call-changes-nothing', step: n, message: `${call.call} failed with ${formatResult(got)} but changed ${changed.length} location(s), first ${this.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}` };
-      }
-    }
-    for (const pfn of touched.pages) {
-      const f = checkPage(this.model, this.hyp, pfn, n);
-      if (f) return f;
-    }
-    for (const h of touched.vms) {
-      const f = checkVm(this.model, this.hyp, h, n, touched.gfns);
-      if (f) return f;
-    }
-    if (call.call === 'host_access') return checkFaultLogTail(this.model, this.hyp, n);
-    return call.call === '__pkvm_init_vm' ? checkFaultLog(this.model, this.hyp, n) : null;
+    if (want !== got) return { property: 'results-agree', step: n, message: `${call.call}: model returned ${formatResult(want)}, ${this.target.name === 'sim' ? 'hyp' : 'the kernel'} returned ${formatResult(got)}` };
+    return this.expectFailure(ts, got, n) ?? this.target.check(this.model, call, got, touched, n);
   }
 
   /** The full check at the end of a sequence (what was not written since boot is not read again). */
   finish(): Failure | null {
-    return checkAll(this.model, this.hyp, this.results.length, this.bootMemo.hints(this.hyp.mem.writtenPages(0)));
+    return this.target.finish(this.model, this.results.length);
   }
 }
 
@@ -156,7 +121,7 @@ function range(first: number, nr: number): number[] {
 const NOTHING = { pages: [], vms: [] } as const;
 
 /** The pages, VMs and guest frames a call may change, computed before it runs (from the model). */
-export function footprint(model: State, call: Call): { readonly pages: readonly number[]; readonly vms: readonly number[]; readonly gfns?: readonly number[] } {
+export function footprint(model: State, call: Call): Footprint {
   const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number; gfn: number }>;
   switch (call.call) {
     case '__pkvm_host_share_guest':

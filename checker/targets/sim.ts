@@ -1,0 +1,95 @@
+// The simulated target: hyp/ in simulated memory, checked from the inside. Besides results and
+// page states it sees every write (hyp writes only pages hyp owns, checked at the moment of the
+// write) and every changed word (a failed call changes nothing, bit for bit).
+import type { Call, CallName } from '../../types/calls';
+import type { MachineConfig } from '../../types/config';
+import type { State } from '../../model/state';
+import { Pkvm } from '../../hyp/pkvm';
+import { handle_host_hcall } from '../../hyp/hyp-main';
+import { PoolExhausted } from '../../hyp/pool';
+import type { HypBug } from '../bugs/ownership';
+import { BootMemo } from '../boot-memo';
+import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm } from '../invariants';
+import type { Failure } from '../suite-types';
+import { TargetFailure, type Footprint, type Target } from '../target';
+import { formatResult } from '../vocabulary';
+import { annotationOwner, isValid, isZero, translate } from '../walk';
+
+export class SimTarget implements Target {
+  readonly name = 'sim';
+  readonly hyp: Pkvm;
+  readonly reserved;
+  /** What the end-of-sequence check reuses from boot. */
+  private readonly bootMemo: BootMemo;
+  private writeViolation: string | null = null;
+  /** The page the last hyp write went to, already checked (forgotten when memory is rolled back). */
+  private lastChecked = -1;
+  /** hyp's memory before the current call, to diff a failed call against. */
+  private mark = 0;
+
+  constructor(config: MachineConfig, bugs: readonly HypBug[] = []) {
+    this.hyp = new Pkvm(config);
+    for (const b of bugs) b.inject(this.hyp);
+    this.hyp.mem.commit(); // boot is the base every sequence returns to
+    this.reserved = [this.hyp.layout.carveout];
+    this.bootMemo = new BootMemo(this.hyp);
+    // "Hyp writes only pages hyp owns", checked at the moment of every write. Between two writes to
+    // the same page nothing else was written, so no ownership changed: one check covers the run.
+    this.hyp.mem.onHypWrite = (pfn) => {
+      if (pfn === this.lastChecked || this.writeViolation !== null) return;
+      this.lastChecked = pfn;
+      const t = translate(this.hyp.mem, this.hyp.host_mmu, pfn);
+      if (isValid(t) || isZero(t) || annotationOwner(t) !== 1)
+        this.writeViolation = `hyp wrote pfn 0x${pfn.toString(16)}, which it does not own (host stage-2: ${isZero(t) ? 'host, unmapped' : isValid(t) ? 'mapped for the host' : `owner id ${annotationOwner(t)}`})`;
+    };
+  }
+
+  supports(_call: CallName): boolean {
+    return true;
+  }
+
+  reset(): void {
+    this.hyp.mem.undo(0);
+    this.writeViolation = null;
+    this.lastChecked = -1;
+  }
+
+  execute(call: Call, _want: number, _touched: Footprint, step: number): number {
+    this.mark = this.hyp.mem.mark();
+    try {
+      return handle_host_hcall(this.hyp, call);
+    } catch (e) {
+      if (e instanceof PoolExhausted) throw new TargetFailure({ property: 'harness-limit', step, message: e.message });
+      throw e;
+    }
+  }
+
+  check(model: State, call: Call, result: number, touched: Footprint, n: number): Failure | null {
+    if (result < 0 && this.hyp.mem.mark() !== this.mark) {
+      const changed = this.hyp.mem.diffSince(this.mark).filter(([addr]) => !(call.call === 'host_access' && this.hyp.faults.ownsCell(addr)));
+      if (changed.length > 0) {
+        const [addr, then, now] = changed[0];
+        return { property: 'failed-call-changes-nothing', step: n, message: `${call.call} failed with ${formatResult(result)} but changed ${changed.length} location(s), first ${this.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}` };
+      }
+    }
+    for (const pfn of touched.pages) {
+      const f = checkPage(model, this.hyp, pfn, n);
+      if (f) return f;
+    }
+    for (const h of touched.vms) {
+      const f = checkVm(model, this.hyp, h, n, touched.gfns);
+      if (f) return f;
+    }
+    if (call.call === 'host_access') return checkFaultLogTail(model, this.hyp, n);
+    return call.call === '__pkvm_init_vm' ? checkFaultLog(model, this.hyp, n) : null;
+  }
+
+  /** A forbidden write seen during the step, whatever ran it. */
+  pending(n: number): Failure | null {
+    return this.writeViolation ? { property: 'hyp-writes-only-own-pages', step: n, message: this.writeViolation } : null;
+  }
+
+  finish(model: State, steps: number): Failure | null {
+    return checkAll(model, this.hyp, steps, this.bootMemo.hints(this.hyp.mem.writtenPages(0)));
+  }
+}
