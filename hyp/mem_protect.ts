@@ -4,8 +4,29 @@ import { EAGAIN, EBUSY, EINVAL, EPERM, ERANGE } from '../types/errno';
 import { PA_PFNS, type MachineConfig } from '../types/config';
 import { HostFaultLog } from './fault-log';
 import { PhysMem } from './memory';
-import { KVM_INVALID_PTE_OWNER_SHIFT, KVM_PGTABLE_LAST_LEVEL, KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_AF, KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE, KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_LEAF_ATTR_LO_SH_IS, KVM_PTE_TYPE, KVM_PTE_VALID, kvm_granule_pages, kvm_level_supports_block_mapping, kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_valid } from './pgtable';
-import { KvmPgtable } from './pgtable';
+import {
+  KVM_LEVEL_1G,
+  KVM_LEVEL_4K,
+  KVM_LEVEL_512G,
+  KVM_PGTABLE_LAST_LEVEL,
+  KVM_PGTABLE_PROT_SW0,
+  KVM_PGTABLE_PROT_SW1,
+  KVM_PTE_LEAF_ATTR_HI_XN,
+  KVM_PTE_LEAF_ATTR_LO_AF,
+  KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE,
+  KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL,
+  KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R,
+  KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W,
+  KVM_PTE_LEAF_ATTR_LO_SH_IS,
+  KvmPgtable,
+  type KvmPgtableLeaf,
+  type KvmPte,
+  kvm_granule_pages,
+  kvm_init_invalid_leaf_owner,
+  kvm_init_valid_leaf_pte,
+  kvm_level_supports_block_mapping,
+  kvm_pte_valid,
+} from './pgtable';
 import { HypPool } from './pool';
 import { hypLayout, type HypLayout } from './setup';
 import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL, HypVmemmap } from './vmemmap';
@@ -20,15 +41,23 @@ export const PKVM_NOPAGE = 3;
 export const PKVM_ID_HOST = 0;
 export const PKVM_ID_HYP = 1;
 
-const stateBits = (state: number): number =>
-  state === PKVM_PAGE_SHARED_OWNED ? KVM_PGTABLE_PROT_SW0 : state === PKVM_PAGE_SHARED_BORROWED ? KVM_PGTABLE_PROT_SW1 : 0;
-export const pteState = (hi: number): number =>
+/** The host stage-2's PGD: two concatenated pages (40-bit IPA, level 1 start). */
+export const HOST_PGD_PAGES = 2;
+
+/** pkvm_mkstate: leaf attributes `attr` carrying a page state in the software bits. */
+export const pkvm_mkstate = (attr: KvmPte, state: number): KvmPte => ({
+  lo: attr.lo,
+  hi: attr.hi | (state === PKVM_PAGE_SHARED_OWNED ? KVM_PGTABLE_PROT_SW0 : state === PKVM_PAGE_SHARED_BORROWED ? KVM_PGTABLE_PROT_SW1 : 0),
+});
+/** pkvm_getstate: the page state a valid leaf's software bits carry. */
+export const pkvm_getstate = (hi: number): number =>
   hi & KVM_PGTABLE_PROT_SW0 ? PKVM_PAGE_SHARED_OWNED : hi & KVM_PGTABLE_PROT_SW1 ? PKVM_PAGE_SHARED_BORROWED : PKVM_PAGE_OWNED;
 
-const MEM_LO = KVM_PTE_VALID | KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF;
-const MMIO_LO = KVM_PTE_VALID | KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | KVM_PTE_LEAF_ATTR_LO_AF;
-/** Leaf descriptor: page type at level 3, block above. */
-export const leafType = (level: number): number => (level === KVM_PGTABLE_LAST_LEVEL ? KVM_PTE_TYPE : 0);
+/** Host stage-2 leaf attributes: memory is normal, RW, inner shareable; MMIO is device, RW, never executable. */
+const HOST_MEM_ATTR: KvmPte = { lo: KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF, hi: 0 };
+const HOST_MMIO_ATTR: KvmPte = { lo: KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | KVM_PTE_LEAF_ATTR_LO_AF, hi: KVM_PTE_LEAF_ATTR_HI_XN };
+/** Hyp stage-1 leaf attributes (PAGE_HYP): inner shareable, never executable. */
+const PAGE_HYP_ATTR: KvmPte = { lo: KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF, hi: KVM_PTE_LEAF_ATTR_HI_XN };
 
 /** The first page after the block (at `level`) that holds `pfn`. */
 const nextBlock = (pfn: number, level: number): number => {
@@ -58,8 +87,9 @@ export class Hyp {
     this.hyp_pool = pool('hyp stage-1', this.layout.hypPool);
     this.guest_reserve = pool('guest reserve', this.layout.guestReserve);
     const ops = (p: HypPool) => ({ zalloc_page: () => p.alloc(), put_page: (pfn: number) => p.free(pfn) });
-    this.host_mmu = new KvmPgtable(this.mem, this.vmemmap, ops(this.host_pool), 1, this.layout.hostPgd, 2, PA_PFNS);
-    this.hyp_pgt = new KvmPgtable(this.mem, this.vmemmap, ops(this.hyp_pool), 0, this.layout.hypPgd, 1, PA_PFNS);
+    const { mem, vmemmap } = this;
+    this.host_mmu = new KvmPgtable({ mem, vmemmap, mm_ops: ops(this.host_pool), start_level: KVM_LEVEL_1G, pgd: this.layout.hostPgd, pgd_pages: HOST_PGD_PAGES, ia_pages: PA_PFNS });
+    this.hyp_pgt = new KvmPgtable({ mem, vmemmap, mm_ops: ops(this.hyp_pool), start_level: KVM_LEVEL_512G, pgd: this.layout.hypPgd, pgd_pages: 1, ia_pages: PA_PFNS });
     this.host_mmu.init();
     this.hyp_pgt.init();
     // fix_host_ownership: the carve-out is hyp's, annotated in the host stage-2 and mapped at EL2.
@@ -101,33 +131,42 @@ export class Hyp {
 
   // ---- page states ----------------------------------------------------------------------------
 
-  /** The host's state of a memory page, from its host stage-2 entry. */
-  host_get_page_state(pfn: number): number {
-    this.host_mmu.get_leaf(pfn);
-    const { leafLo: lo, leafHi: hi } = this.host_mmu;
-    if (kvm_pte_valid(lo)) return pteState(hi);
-    return lo === 0 && hi === 0 ? PKVM_PAGE_OWNED : PKVM_NOPAGE; // zero: host-owned, not faulted in yet
+  /** The host's state of a page, from its host stage-2 leaf. */
+  host_get_page_state(leaf: KvmPgtableLeaf): number {
+    if (kvm_pte_valid(leaf.lo)) return pkvm_getstate(leaf.hi);
+    return leaf.lo === 0 && leaf.hi === 0 ? PKVM_PAGE_OWNED : PKVM_NOPAGE; // zero: host-owned, not faulted in yet
   }
 
-  /** Hyp's state of a page, from its stage-1 entry. */
-  hyp_get_page_state(pfn: number): number {
-    this.hyp_pgt.get_leaf(pfn);
-    return kvm_pte_valid(this.hyp_pgt.leafLo) ? pteState(this.hyp_pgt.leafHi) : PKVM_NOPAGE;
+  /** Hyp's state of a page, from its stage-1 leaf. */
+  hyp_get_page_state(leaf: KvmPgtableLeaf): number {
+    return kvm_pte_valid(leaf.lo) ? pkvm_getstate(leaf.hi) : PKVM_NOPAGE;
+  }
+
+  /** The host's state of a memory page. */
+  host_page_state(pfn: number): number {
+    return this.host_get_page_state(this.host_mmu.get_leaf(pfn));
+  }
+
+  /** Hyp's state of a page. */
+  hyp_page_state(pfn: number): number {
+    return this.hyp_get_page_state(this.hyp_pgt.get_leaf(pfn));
   }
 
   /** Every page of the range is in `state`; one lookup covers the whole block the walk stopped at. */
   __host_check_page_state_range(pfn: number, nr: number, state: number): number {
     for (let p = pfn; p < pfn + nr; ) {
-      if (this.host_get_page_state(p) !== state) return -EPERM;
-      p = nextBlock(p, this.host_mmu.leafLevel);
+      const leaf = this.host_mmu.get_leaf(p);
+      if (this.host_get_page_state(leaf) !== state) return -EPERM;
+      p = nextBlock(p, leaf.level);
     }
     return 0;
   }
 
   __hyp_check_page_state_range(pfn: number, nr: number, state: number): number {
     for (let p = pfn; p < pfn + nr; ) {
-      if (this.hyp_get_page_state(p) !== state) return -EPERM;
-      p = nextBlock(p, this.hyp_pgt.leafLevel);
+      const leaf = this.hyp_pgt.get_leaf(p);
+      if (this.hyp_get_page_state(leaf) !== state) return -EPERM;
+      p = nextBlock(p, leaf.level);
     }
     return 0;
   }
@@ -136,12 +175,14 @@ export class Hyp {
 
   /** Maps host pages (identity, page granular) in `state`. */
   __host_set_page_state_range(pfn: number, nr: number, state: number): void {
-    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, MEM_LO | KVM_PTE_TYPE | kvm_pfn_to_pte_lo(pfn + i), kvm_pfn_to_pte_hi(pfn + i) | stateBits(state));
+    const attr = pkvm_mkstate(HOST_MEM_ATTR, state);
+    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, KVM_LEVEL_4K, kvm_init_valid_leaf_pte(pfn + i, attr, KVM_LEVEL_4K));
   }
 
   /** Annotates pages with their new owner (a zero entry for the host), page by page. */
   host_stage2_set_owner_locked(pfn: number, nr: number, owner_id: number): void {
-    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, 3, owner_id << KVM_INVALID_PTE_OWNER_SHIFT, 0);
+    const annotation = kvm_init_invalid_leaf_owner(owner_id);
+    for (let i = 0; i < nr; i++) this.host_mmu.set_entry(pfn + i, KVM_LEVEL_4K, annotation);
   }
 
   /**
@@ -149,11 +190,10 @@ export class Hyp {
    * aligned, inside `range` and wholly unmapped; returns its level, or a negative errno.
    */
   host_stage2_adjust_range(pfn: number, range: { start: number; end: number }): number {
-    this.host_mmu.get_leaf(pfn);
-    const { leafLo: lo, leafHi: hi, leafLevel } = this.host_mmu;
-    if (kvm_pte_valid(lo)) return -EAGAIN;
-    if (lo !== 0 || hi !== 0) return -EPERM;
-    for (let level = leafLevel; level < KVM_PGTABLE_LAST_LEVEL; level++) {
+    const leaf = this.host_mmu.get_leaf(pfn);
+    if (kvm_pte_valid(leaf.lo)) return -EAGAIN;
+    if (leaf.lo !== 0 || leaf.hi !== 0) return -EPERM;
+    for (let level = leaf.level; level < KVM_PGTABLE_LAST_LEVEL; level++) {
       const size = kvm_granule_pages(level);
       const start = pfn - (pfn % size);
       if (kvm_level_supports_block_mapping(level) && start >= range.start && start + size <= range.end) return level;
@@ -168,17 +208,14 @@ export class Hyp {
     if (level < 0) return level;
     const size = kvm_granule_pages(level);
     const start = pfn - (pfn % size);
-    const lo = (range.memory ? MEM_LO : MMIO_LO) | leafType(level) | kvm_pfn_to_pte_lo(start);
-    const hi = kvm_pfn_to_pte_hi(start) | (range.memory ? 0 : KVM_PTE_LEAF_ATTR_HI_XN);
-    this.host_mmu.set_entry(start, level, lo, hi);
+    this.host_mmu.set_entry(start, level, kvm_init_valid_leaf_pte(start, range.memory ? HOST_MEM_ATTR : HOST_MMIO_ATTR, level));
     return 0;
   }
 
   /** The host touches a page (SEMANTICS §4): fault it in if unmapped, inject the abort if foreign. */
   host_access(pfn: number, write: boolean): number {
     if (pfn >= PA_PFNS) return -ERANGE;
-    this.host_mmu.get_leaf(pfn);
-    if (!kvm_pte_valid(this.host_mmu.leafLo)) {
+    if (!kvm_pte_valid(this.host_mmu.get_leaf(pfn).lo)) {
       const ret = this.host_stage2_idmap(pfn);
       if (ret === -EPERM) {
         this.faults.record(pfn);
@@ -193,8 +230,7 @@ export class Hyp {
   // ---- hyp stage-1 ----------------------------------------------------------------------------
 
   hyp_map(pfn: number, state: number): void {
-    const lo = KVM_PTE_VALID | KVM_PTE_TYPE | KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF | kvm_pfn_to_pte_lo(pfn);
-    this.hyp_pgt.set_entry(pfn, 3, lo, kvm_pfn_to_pte_hi(pfn) | KVM_PTE_LEAF_ATTR_HI_XN | stateBits(state));
+    this.hyp_pgt.set_entry(pfn, KVM_LEVEL_4K, kvm_init_valid_leaf_pte(pfn, pkvm_mkstate(PAGE_HYP_ATTR, state), KVM_LEVEL_4K));
   }
 
   hyp_unmap(pfn: number): void {
@@ -340,7 +376,7 @@ export class Hyp {
   /** Every page is one hyp borrows and holds a pin on. */
   check_pinned(pfn: number, nr: number): number {
     for (let i = 0; i < nr; i++)
-      if (this.hyp_get_page_state(pfn + i) !== PKVM_PAGE_SHARED_BORROWED || this.vmemmap.refcount(pfn + i) === 0) return -EINVAL;
+      if (this.hyp_page_state(pfn + i) !== PKVM_PAGE_SHARED_BORROWED || this.vmemmap.refcount(pfn + i) === 0) return -EINVAL;
     return 0;
   }
 }

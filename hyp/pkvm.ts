@@ -4,9 +4,24 @@
 import { E2BIG, EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
 import { GUEST_IPA_PFNS, GUEST_PGD_PAGES, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES } from '../types/config';
 import type { Prot } from '../types/calls';
-import { Hyp, leafType, PKVM_ID_HOST, PKVM_ID_HYP, PKVM_NOPAGE, PKVM_PAGE_OWNED, PKVM_PAGE_SHARED_BORROWED, PKVM_PAGE_SHARED_OWNED } from './mem_protect';
-import { KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_AF, KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_LEAF_ATTR_LO_SH_IS, KVM_PTE_VALID, kvm_granule_pages, kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_to_pfn, kvm_pte_valid } from './pgtable';
-import { KvmPgtable } from './pgtable';
+import { Hyp, PKVM_ID_HOST, PKVM_ID_HYP, PKVM_NOPAGE, PKVM_PAGE_OWNED, PKVM_PAGE_SHARED_BORROWED, PKVM_PAGE_SHARED_OWNED, pkvm_mkstate } from './mem_protect';
+import {
+  KVM_LEVEL_1G,
+  KVM_LEVEL_2M,
+  KVM_LEVEL_4K,
+  KVM_PTE_LEAF_ATTR_HI_XN,
+  KVM_PTE_LEAF_ATTR_LO_AF,
+  KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL,
+  KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R,
+  KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W,
+  KVM_PTE_LEAF_ATTR_LO_SH_IS,
+  KvmPgtable,
+  type KvmPte,
+  kvm_granule_pages,
+  kvm_init_valid_leaf_pte,
+  kvm_pte_to_pfn,
+  kvm_pte_valid,
+} from './pgtable';
 import { HypPool } from './pool';
 import { HYP_PAGE_INTERNAL } from './vmemmap';
 
@@ -14,6 +29,12 @@ const IN_USE = 0;
 const FIRST = 1;
 const NR = 2;
 const SLOT_CELLS = 3;
+
+/** stage2_set_prot_attr for a guest's normal memory: the access bits `prot` asks for, inner shareable. */
+const guest_prot_attr = (prot: Prot): KvmPte => ({
+  lo: KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF | (prot.r ? KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R : 0) | (prot.w ? KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W : 0),
+  hi: prot.x ? 0 : KVM_PTE_LEAF_ATTR_HI_XN,
+});
 
 export interface PkvmVmView {
   readonly handle: number;
@@ -48,7 +69,7 @@ export class Pkvm extends Hyp {
       },
       put_page: (p: number) => (pool.contains(p) ? pool.free(p) : this.guest_reserve.free(p)),
     };
-    const pgt = new KvmPgtable(this.mem, this.vmemmap, ops, 1, first + 1, GUEST_PGD_PAGES, GUEST_IPA_PFNS);
+    const pgt = new KvmPgtable({ mem: this.mem, vmemmap: this.vmemmap, mm_ops: ops, start_level: KVM_LEVEL_1G, pgd: first + 1, pgd_pages: GUEST_PGD_PAGES, ia_pages: GUEST_IPA_PFNS });
     this.pgtCache[slot] = pgt;
     return pgt;
   }
@@ -84,8 +105,7 @@ export class Pkvm extends Hyp {
 
   /** The guest's state of a gfn (PKVM_NOPAGE when unmapped). */
   guest_get_page_state(pgt: KvmPgtable, gfn: number): number {
-    pgt.get_leaf(gfn);
-    return kvm_pte_valid(pgt.leafLo) ? PKVM_PAGE_SHARED_BORROWED : PKVM_NOPAGE;
+    return kvm_pte_valid(pgt.get_leaf(gfn).lo) ? PKVM_PAGE_SHARED_BORROWED : PKVM_NOPAGE;
   }
 
   /** __guest_check_transition_size: one page, or a 2 MiB-aligned block. */
@@ -98,7 +118,7 @@ export class Pkvm extends Hyp {
   /** The host may share a page it owns, or one it already shares with guests only. */
   host_check_guest_shareable(pfn: number, nr: number): number {
     for (let i = 0; i < nr; i++) {
-      const st = this.host_get_page_state(pfn + i);
+      const st = this.host_page_state(pfn + i);
       if (st === PKVM_PAGE_OWNED) continue;
       if (st === PKVM_PAGE_SHARED_OWNED && this.vmemmap.share_guest_count(pfn + i) > 0) continue;
       return -EPERM;
@@ -126,18 +146,8 @@ export class Pkvm extends Hyp {
       if (this.vmemmap.share_guest_count(pfn + i) === 0) this.__host_set_page_state_range(pfn + i, 1, PKVM_PAGE_SHARED_OWNED);
       this.vmemmap.share_guest_count_add(pfn + i, 1);
     }
-    const level = nr === 1 ? 3 : 2;
-    const lo =
-      KVM_PTE_VALID |
-      leafType(level) |
-      KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL |
-      KVM_PTE_LEAF_ATTR_LO_SH_IS |
-      KVM_PTE_LEAF_ATTR_LO_AF |
-      (prot.r ? KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R : 0) |
-      (prot.w ? KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W : 0) |
-      kvm_pfn_to_pte_lo(pfn);
-    const hi = kvm_pfn_to_pte_hi(pfn) | KVM_PGTABLE_PROT_SW1 | (prot.x ? 0 : KVM_PTE_LEAF_ATTR_HI_XN);
-    pgt.set_entry(gfn, level, lo, hi);
+    const level = nr === 1 ? KVM_LEVEL_4K : KVM_LEVEL_2M;
+    pgt.set_entry(gfn, level, kvm_init_valid_leaf_pte(pfn, pkvm_mkstate(guest_prot_attr(prot), PKVM_PAGE_SHARED_BORROWED), level));
     return 0;
   }
 
@@ -147,10 +157,10 @@ export class Pkvm extends Hyp {
     const size = this.guest_check_transition_size(gfn, nr);
     if (size) return size;
     const pgt = this.guestPgt(slot);
-    pgt.get_leaf(gfn);
-    if (!kvm_pte_valid(pgt.leafLo)) return -ENOENT;
-    if (kvm_granule_pages(pgt.leafLevel) !== nr) return -E2BIG;
-    const pfn = kvm_pte_to_pfn(pgt.leafLo, pgt.leafHi);
+    const leaf = pgt.get_leaf(gfn);
+    if (!kvm_pte_valid(leaf.lo)) return -ENOENT;
+    if (kvm_granule_pages(leaf.level) !== nr) return -E2BIG;
+    const pfn = kvm_pte_to_pfn(leaf.lo, leaf.hi);
     const r = this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED);
     if (r) return r;
     this.guest_unmap(pgt, gfn, pfn, nr);

@@ -21,8 +21,6 @@ export const SNAP_MC_NR_PAGES = 32;
 export const SNAP_USED = 40;
 export const SNAP_NUM_USED_PAGES = 48;
 export const SNAP_USED_PAGES_INDX = 56;
-/** The host PGD's concatenated pages (40-bit IPA, level 1 start). */
-export const HOST_PGD_PAGES = 2;
 
 /** struct kvm_pgtable_snapshot, as hyp reads it from the descriptor page. */
 export interface KvmPgtableSnapshot {
@@ -130,7 +128,7 @@ export class PkvmHostStage2Snapshot {
 
   snapshot_check(snap: KvmPgtableSnapshot): number {
     if (snap.used_pages_indx !== 0) return -EINVAL;
-    if (snap.pgd_pages < HOST_PGD_PAGES) return -ENOMEM;
+    if (snap.pgd_pages < this.hyp.host_mmu.pgd_pages) return -ENOMEM; // too short for the host's PGD
     if (snap.mc_nr_pages < this.host_stage2_count_tables()) return -ENOMEM;
     return 0;
   }
@@ -192,8 +190,9 @@ export class PkvmHostStage2Snapshot {
       if (!pt.kvm_pte_table(lo, level)) continue; // leaves, annotations and zero entries are kept
       const child = pt.kvm_pte_to_pfn(lo, hi);
       const copy = this.snapshot_alloc_table(snap, child);
-      mem.write32('hyp', dst, 2 * i, ((lo & 0xfff) | pt.kvm_pfn_to_pte_lo(copy)) >>> 0);
-      mem.write32('hyp', dst, 2 * i + 1, ((hi & ~0xffff) | pt.kvm_pfn_to_pte_hi(copy)) >>> 0);
+      const table = pt.kvm_init_table_pte(copy); // the copied entry points at the copied table
+      mem.write32('hyp', dst, 2 * i, table.lo);
+      mem.write32('hyp', dst, 2 * i + 1, table.hi);
       this.hook(`copied table 0x${child.toString(16)} -> 0x${copy.toString(16)}`);
       this.snapshot_copy_table(snap, child, copy, level + 1);
     }

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { Lockstep } from '../checker/lockstep';
 import { runSteps } from '../checker/sequence';
 import { DEFAULT_CONFIG } from '../types/config';
-import { KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, kvm_pte_to_pfn } from '../hyp/pgtable';
+import { KVM_LEVEL_4K, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_ZERO, kvm_pte_to_pfn } from '../hyp/pgtable';
 
 const B = 0x40000;
 
@@ -43,11 +43,11 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
   });
 
   test('a host stage-2 entry cleared under a donated page (the host could fault it back in)', () => {
-    expect(withState((ls) => ls.hyp.host_mmu.set_entry(B + 7, 3, 0, 0))).toBe('state-agrees');
+    expect(withState((ls) => ls.hyp.host_mmu.set_entry(B + 7, KVM_LEVEL_4K, KVM_PTE_ZERO))).toBe('state-agrees');
   });
 
   test("hyp's carve-out annotation removed", () => {
-    const f = withState((ls) => ls.hyp.host_mmu.set_entry(ls.hyp.layout.carveout[0] + 5, 3, 0, 0));
+    const f = withState((ls) => ls.hyp.host_mmu.set_entry(ls.hyp.layout.carveout[0] + 5, KVM_LEVEL_4K, KVM_PTE_ZERO));
     expect(f).toBe('host-reaches-only-its-pages');
   });
 
@@ -78,9 +78,9 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
     ]);
     expect(run.failure).toBeNull();
     const pgt = ls.hyp.vm(ls.results[0])!.pgt;
-    pgt.get_leaf(5);
-    expect(pgt.leafLevel).toBe(3);
-    pgt.set_entry(5, 3, pgt.leafLo & ~KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, pgt.leafHi);
+    const leaf = pgt.get_leaf(5);
+    expect(leaf.level).toBe(KVM_LEVEL_4K);
+    pgt.set_entry(5, KVM_LEVEL_4K, { lo: leaf.lo & ~KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, hi: leaf.hi });
     expect(ls.finish()).toMatchObject({ property: 'state-agrees', message: expect.stringContaining('gfn 0x5') });
   });
 

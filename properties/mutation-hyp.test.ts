@@ -38,9 +38,9 @@ describe('host stage-2 idmap', () => {
     for (const [config, pfn, level, start] of cases) {
       const hyp = new Pkvm(config);
       expect(hyp.host_access(pfn, false)).toBe(0);
-      hyp.host_mmu.get_leaf(pfn);
-      expect([hyp.host_mmu.leafLevel, kvm_pte_to_pfn(hyp.host_mmu.leafLo, hyp.host_mmu.leafHi)], `0x${pfn.toString(16)}`).toEqual([level, start]);
-      expect(kvm_pte_valid(hyp.host_mmu.leafLo)).toBe(true);
+      const leaf = hyp.host_mmu.get_leaf(pfn);
+      expect([leaf.level, kvm_pte_to_pfn(leaf.lo, leaf.hi)], `0x${pfn.toString(16)}`).toEqual([level, start]);
+      expect(kvm_pte_valid(leaf.lo)).toBe(true);
     }
   });
 
@@ -48,8 +48,7 @@ describe('host stage-2 idmap', () => {
     const hyp = new Pkvm(DEFAULT_CONFIG);
     expect(hyp.__pkvm_host_donate_hyp(0x40003, 1)).toBe(0);
     expect(hyp.host_access(0x40002, true)).toBe(0);
-    hyp.host_mmu.get_leaf(0x40002);
-    expect(hyp.host_mmu.leafLevel).toBe(3);
+    expect(hyp.host_mmu.get_leaf(0x40002).level).toBe(3);
     expect(hyp.host_access(0x40003, false)).toBe(-EPERM);
     expect(hyp.faults.view().entries).toEqual([0x40003]);
   });
@@ -150,7 +149,7 @@ describe('protected VMs', () => {
     const h = hyp.__pkvm_init_vm(0x40100, 3);
     expect(hyp.__pkvm_host_donate_hyp(0x40103, 1)).toBe(0);
     expect(hyp.__pkvm_teardown_vm(h)).toBe(0);
-    expect(hyp.host_get_page_state(0x40102)).toBe(0);
+    expect(hyp.host_page_state(0x40102)).toBe(0);
     expect(hyp.host_access(0x40103, false)).toBe(-EPERM);
     expect(hyp.__pkvm_hyp_donate_host(0x40103, 1)).toBe(0);
   });

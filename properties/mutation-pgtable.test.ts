@@ -20,7 +20,7 @@ function freshTable() {
   const mem = new PhysMem();
   const vmemmap = new HypVmemmap(mem, { ...DEFAULT_CONFIG, memory: [[0, 0x1000]] });
   const pool = new HypPool(mem, 'tables', POOL_FIRST, POOL_PAGES);
-  const pgt = new KvmPgtable(mem, vmemmap, { zalloc_page: () => pool.alloc(), put_page: (p) => pool.free(p) }, 1, PGD, 2, PA_PFNS);
+  const pgt = new KvmPgtable({ mem, vmemmap, mm_ops: { zalloc_page: () => pool.alloc(), put_page: (p) => pool.free(p) }, start_level: 1, pgd: PGD, pgd_pages: 2, ia_pages: PA_PFNS });
   pgt.init();
   return { mem, vmemmap, pool, pgt };
 }
@@ -53,7 +53,7 @@ test('set_entry, unmap_entry, walk and get_leaf agree with a map of leaves; tabl
           const outStart = o.out - (o.out % size);
           const lo = o.annotate && o.level === 3 ? 1 << 2 : KVM_PTE_VALID | (o.level === 3 ? KVM_PTE_TYPE : 0) | kvm_pfn_to_pte_lo(outStart);
           const hi = o.annotate && o.level === 3 ? 0 : kvm_pfn_to_pte_hi(outStart);
-          pgt.set_entry(o.addr, o.level, lo, hi);
+          pgt.set_entry(o.addr, o.level, { lo, hi });
           for (const [k, l] of ref) if (overlaps(l, start, size)) ref.delete(k);
           ref.set(`${o.level}:${start}`, { start, level: o.level, lo: lo >>> 0, hi: hi >>> 0 });
         } else {
@@ -107,8 +107,8 @@ test('set_entry, unmap_entry, walk and get_leaf agree with a map of leaves; tabl
       // get_leaf finds each leaf, at its level, from any page it covers.
       for (const l of ref.values()) {
         for (const a of [l.start, l.start + kvm_granule_pages(l.level) - 1]) {
-          pgt.get_leaf(a);
-          expect([pgt.leafLevel, pgt.leafLo, pgt.leafHi]).toEqual([l.level, l.lo, l.hi]);
+          const leaf = pgt.get_leaf(a);
+          expect([leaf.level, leaf.lo, leaf.hi]).toEqual([l.level, l.lo, l.hi]);
         }
       }
       // Unmapping everything frees every table page (but not the PGD).
@@ -123,8 +123,8 @@ test('set_entry, unmap_entry, walk and get_leaf agree with a map of leaves; tabl
 
 test('walks of empty or out-of-range spans visit nothing', () => {
   const { pgt } = freshTable();
-  pgt.set_entry(5, 3, KVM_PTE_VALID | KVM_PTE_TYPE, 0);
-  pgt.set_entry(PA_PFNS - 1, 3, KVM_PTE_VALID | KVM_PTE_TYPE, 0);
+  pgt.set_entry(5, 3, { lo: KVM_PTE_VALID | KVM_PTE_TYPE, hi: 0 });
+  pgt.set_entry(PA_PFNS - 1, 3, { lo: KVM_PTE_VALID | KVM_PTE_TYPE, hi: 0 });
   const seen: number[] = [];
   const v = { leaf: (e: WalkEntry) => seen.push(e.addr) };
   pgt.walk(5, 0, v);

@@ -129,7 +129,7 @@ function standaloneTable(): KvmPgtable {
   const mem = new PhysMem();
   const vmemmap = new HypVmemmap(mem, { ...DEFAULT_CONFIG, memory: [[0, 0x1000]] });
   const pool = new HypPool(mem, 'tables', 0x100, 0x100);
-  const pgt = new KvmPgtable(mem, vmemmap, { zalloc_page: () => pool.alloc(), put_page: (p) => pool.free(p) }, 1, 0x20, 2, PA_PFNS);
+  const pgt = new KvmPgtable({ mem, vmemmap, mm_ops: { zalloc_page: () => pool.alloc(), put_page: (p) => pool.free(p) }, start_level: 1, pgd: 0x20, pgd_pages: 2, ia_pages: PA_PFNS });
   pgt.init();
   return pgt;
 }
@@ -144,10 +144,10 @@ const SW1 = pt.KVM_PGTABLE_PROT_SW1;
 
 /** A valid leaf (block at levels 1 and 2, page at level 3) mapping `ia` to `out`. */
 function mapLeaf(pgt: KvmPgtable, ia: number, level: number, out: number, lo: number, hi = 0): void {
-  pgt.set_entry(ia, level, pt.KVM_PTE_VALID | (level === 3 ? pt.KVM_PTE_TYPE : 0) | pt.kvm_pfn_to_pte_lo(out) | lo, pt.kvm_pfn_to_pte_hi(out) | hi);
+  pgt.set_entry(ia, level, pt.kvm_init_valid_leaf_pte(out, { lo, hi }, level));
 }
 /** An ownership annotation: an invalid level-3 entry carrying the owner id in bits [9:2]. */
-const annotate = (pgt: KvmPgtable, ia: number, owner: number) => pgt.set_entry(ia, 3, owner << pt.KVM_INVALID_PTE_OWNER_SHIFT, 0);
+const annotate = (pgt: KvmPgtable, ia: number, owner: number) => pgt.set_entry(ia, pt.KVM_LEVEL_4K, pt.kvm_init_invalid_leaf_owner(owner));
 const pa = (pfn: number) => `0x${(pfn * 4096).toString(16).padStart(16, '0')}`;
 
 describe('ptdump', () => {

@@ -28,8 +28,8 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
     inject: (h) => {
       const original = h.host_stage2_set_owner_locked.bind(h);
       h.host_stage2_set_owner_locked = (pfn, nr, owner) => {
-        h.host_mmu.get_leaf(pfn);
-        if (h.host_mmu.leafLevel < pt.KVM_PGTABLE_LAST_LEVEL && pt.kvm_pte_valid(h.host_mmu.leafLo)) return;
+        const leaf = h.host_mmu.get_leaf(pfn);
+        if (leaf.level < pt.KVM_PGTABLE_LAST_LEVEL && pt.kvm_pte_valid(leaf.lo)) return;
         original(pfn, nr, owner);
       };
     },
@@ -41,7 +41,9 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
     inject: (h) => {
       const original = h.host_stage2_set_owner_locked.bind(h);
       h.host_stage2_set_owner_locked = (pfn, nr, owner) => {
-        for (let i = 0; i < nr; i++) h.host_mmu.set_entry(pfn + i, 3, owner << (pt.KVM_INVALID_PTE_OWNER_SHIFT - 1), 0);
+        // The annotation's owner field one bit low: hyp's id lands in the descriptor's type bit.
+        const wrong: pt.KvmPte = { lo: pt.kvm_init_invalid_leaf_owner(owner).lo >>> 1, hi: 0 };
+        for (let i = 0; i < nr; i++) h.host_mmu.set_entry(pfn + i, pt.KVM_LEVEL_4K, wrong);
         if (nr === 0) original(pfn, nr, owner);
       };
     },
@@ -100,8 +102,8 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
     inject: (h) => {
       h.host_check_guest_shareable = (pfn, nr) => {
         for (let i = 0; i < nr; i++) {
-          h.host_mmu.get_leaf(pfn + i);
-          if (!pt.kvm_pte_valid(h.host_mmu.leafLo) && h.host_mmu.leafLo !== 0) return -EPERM;
+          const { lo } = h.host_mmu.get_leaf(pfn + i);
+          if (!pt.kvm_pte_valid(lo) && lo !== 0) return -EPERM;
         }
         return 0;
       };

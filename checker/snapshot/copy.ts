@@ -28,7 +28,7 @@ export function snapshotPgtable(hyp: Pkvm, pgdPa: number): KvmPgtable {
     put_page: (): void => undefined,
   };
   const host = hyp.host_mmu;
-  return new KvmPgtable(hyp.mem, hyp.vmemmap, noAlloc, host.start_level, Math.floor(pgdPa / 4096), host.pgd_pages, host.ia_pages);
+  return new KvmPgtable({ mem: hyp.mem, vmemmap: hyp.vmemmap, mm_ops: noAlloc, start_level: host.start_level, pgd: Math.floor(pgdPa / 4096), pgd_pages: host.pgd_pages, ia_pages: host.ia_pages });
 }
 
 const firstDiff = (a: readonly string[], b: readonly string[]): number => {

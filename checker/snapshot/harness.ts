@@ -65,16 +65,16 @@ export function tablePagesAfter(hyp: Pkvm, pfns: readonly number[]): number {
   const visit = (table: number, level: number, base: number, entries: number) => {
     const span = pt.kvm_granule_pages(level);
     for (let i = 0; i < entries; i++) {
-      const t = table + Math.floor(i / 512);
-      const lo = hyp.mem.read32(t, 2 * (i % 512));
-      const hi = hyp.mem.read32(t, 2 * (i % 512) + 1);
-      if (level === pt.KVM_PGTABLE_LAST_LEVEL || (lo & 3) !== 3) continue;
+      const t = table + Math.floor(i / pt.PTRS_PER_PTE);
+      const lo = hyp.mem.read32(t, 2 * (i % pt.PTRS_PER_PTE));
+      const hi = hyp.mem.read32(t, 2 * (i % pt.PTRS_PER_PTE) + 1);
+      if (!pt.kvm_pte_table(lo, level)) continue;
       const addr = base + i * span;
       ids.add(`${level + 1}:${addr}`);
-      visit(pt.kvm_pte_to_pfn(lo, hi), level + 1, addr, 512);
+      visit(pt.kvm_pte_to_pfn(lo, hi), level + 1, addr, pt.PTRS_PER_PTE);
     }
   };
-  visit(host.pgd, host.start_level, 0, 512 * host.pgd_pages);
+  visit(host.pgd, host.start_level, 0, pt.PTRS_PER_PTE * host.pgd_pages);
   for (const p of pfns)
     for (let level = host.start_level; level < pt.KVM_PGTABLE_LAST_LEVEL; level++) {
       const span = pt.kvm_granule_pages(level);
