@@ -44,4 +44,10 @@ export interface SuiteResult {
   readonly durationMs: number;
   /** Length of the shrunk counterexample, when there is one. */
   readonly counterexampleSteps?: number;
+  /** Why the counterexample was not written (flaky in a fresh process, or the disk refused it)... */
+  readonly counterexampleProblem?: string;
+  /** ...and then the trace's text, so that it is printed instead. */
+  readonly counterexampleText?: string;
+  /** True for the suite a signal stopped: its runs and calls are those done before it. */
+  readonly incomplete?: boolean;
 }

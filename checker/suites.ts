@@ -11,11 +11,10 @@ import { resolveSnapshotStep, snapshotStepArb } from './snapshot/generators';
 import { resolveShapeStep, shapeStepArb } from './snapshot/shapes';
 import { resolve, sequenceArb, stepArb, type AbstractStep } from './generators';
 import type { CallHandler } from './handlers';
+import { saveCounterexample, type SavedCounterexample, type TraceContext } from './counterexample';
 import { Lockstep } from './lockstep';
-import { minimize } from './minimize';
 import { runSequence, runSteps, type Resolver } from './sequence';
 import type { Coverage, SuiteName, SuiteOptions, SuiteResult } from './suite-types';
-import { TRACE_FORMAT, writeTrace, type TraceFile } from './trace/file';
 import type { TraceStep } from './vocabulary';
 
 export interface SuiteDef {
@@ -51,14 +50,16 @@ export function handlersFor(inject: string | null): Partial<Record<TraceStep['ca
 }
 
 /**
- * The concrete steps with `expect` set to what the model says each should return: 0 or an errno. A
- * VM handle, a snapshot's address and a panic's entry count are not errnos, and get no `expect`.
+ * Saves the concrete steps a failing property ran (a vitest property that drives hyp itself) as a
+ * trace: they are replayed on a fresh lockstep runner with `ctx.inject`, minimized and checked in a
+ * fresh process. A string when the runner finds nothing wrong with them (the property checks
+ * something the runner does not), so there is no trace to save.
  */
-export function withExpectations(steps: readonly TraceStep[], modelResults: readonly number[]): TraceStep[] {
-  return steps.map((s, i) => {
-    const want = modelResults[i];
-    return want === undefined || want > 0 || s.call === '__pkvm_init_vm' || s.call === 'hyp_panic' ? s : { ...s, expect: want };
-  });
+export function saveFailingSteps(steps: readonly TraceStep[], ctx: TraceContext): SavedCounterexample | string {
+  const ls = makeLockstep(ctx.inject, ctx.config);
+  const out = runSteps(ls, steps);
+  if (!out.failure) return `no trace: its ${steps.length} calls pass every check of the lockstep runner`;
+  return saveCounterexample(ls, out.steps, out.failure, ctx);
 }
 
 export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineConfig = DEFAULT_CONFIG): SuiteResult {
@@ -88,9 +89,18 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   if (!res.failed || !res.counterexample) return { ...base, ok: true, counterexample: null, failure: null, durationMs: performance.now() - started };
   // fast-check shrank the abstract sequence; deleting concrete steps often shortens it further.
   const shrunk = runSequence(ls, res.counterexample[0], def.resolve);
-  const out = shrunk.failure ? runSteps(ls, minimize(ls, shrunk.steps, shrunk.failure.property).steps) : shrunk;
-  const failure = out.failure ?? { property: 'flaky', step: 0, message: `the shrunk sequence passed when re-run: ${res.errorInstance ? String(res.errorInstance) : 'no error'}` };
-  const trace: TraceFile = { format: TRACE_FORMAT, config, inject: opts.inject, seed: opts.seed, steps: withExpectations(out.steps, ls.modelResults), failure };
-  const path = writeTrace(opts.outDir, failure.property, trace);
-  return { ...base, ok: false, counterexample: path, failure, counterexampleSteps: out.steps.length, durationMs: performance.now() - started };
+  if (!shrunk.failure) {
+    const failure = { property: 'flaky', step: 0, message: `the shrunk sequence passed when re-run: ${res.errorInstance ? String(res.errorInstance) : 'no error'}` };
+    return { ...base, ok: false, counterexample: null, failure, durationMs: performance.now() - started };
+  }
+  const saved = saveCounterexample(ls, shrunk.steps, shrunk.failure, { config, inject: opts.inject, seed: opts.seed, outDir: opts.outDir });
+  return {
+    ...base,
+    ok: false,
+    counterexample: saved.path,
+    failure: saved.failure,
+    counterexampleSteps: saved.steps.length,
+    ...(saved.problem === null ? {} : { counterexampleProblem: saved.problem, counterexampleText: saved.text }),
+    durationMs: performance.now() - started,
+  };
 }

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { availableBugs, benchJson, runBench, TINY_BENCH } from '../bench/measure';
 import { CATALOG } from '../checker/bugs/catalog';
-import { benchCommand } from '../checker/cli/bench';
+import { benchCommand } from '../bench/cli';
 import { UsageError } from '../checker/cli/usage';
 
 describe('bench', () => {

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OWNERSHIP_BUGS } from '../checker/bugs/ownership';
 import { runSuite } from '../checker/suites';
-import { writeReports } from '../checker/report/summary';
 import { SEED } from './seed';
+import { suiteFailure, TRACE_DIR } from './traced';
 import { DEFAULT_MAX_STEPS, DEFAULT_RUNS, DEFAULT_SEED } from '../checker/cli/run';
 
+/** Traces of the injected bugs, which are expected: a temporary folder (removed after the run). */
 const out = () => mkdtempSync(join(tmpdir(), 'pkvm-check-'));
 
 /** Every result SEMANTICS §3/§4 gives each call that a correct system can produce. */
@@ -28,10 +29,10 @@ const EXPECTED: Record<string, string[]> = {
 };
 
 describe('ownership: model and hyp in lockstep', () => {
-  test('every invariant holds on the correct implementation, and every result is produced', () => {
-    const r = runSuite('ownership', { runs: 2000, seed: SEED, maxSteps: 80, inject: null, outDir: out() });
-    writeReports('reports', { ok: r.ok, seed: SEED, inject: null, suites: [r], calls: r.calls, durationMs: r.durationMs });
-    expect(r.failure).toBeNull();
+  test('every invariant holds on the correct implementation, and every result is produced', ({ task }) => {
+    const r = runSuite('ownership', { runs: 2000, seed: SEED, maxSteps: 80, inject: null, outDir: TRACE_DIR });
+    task.meta.suiteResult = r;
+    expect(r.failure, suiteFailure(r)).toBeNull();
     expect(r.calls).toBeGreaterThan(50_000);
     for (const [call, results] of Object.entries(EXPECTED)) for (const res of results) expect(r.coverage[call]?.[res] ?? 0, `${call} -> ${res}`).toBeGreaterThan(0);
   });

@@ -3,7 +3,7 @@
 // copy's ptdump equals the host's, the generators reach the boundaries, and every known snapshot bug
 // is caught.
 import { describe, expect, test } from 'vitest';
-// fast-check through @fast-check/vitest's re-export; properties run with fc.assert under a plain
+// fast-check through @fast-check/vitest's re-export; properties run with fc.check (assertTraced) under a plain
 // vitest test, because test.prop appends its seed to the test name.
 import { fc } from '@fast-check/vitest';
 import { DEFAULT_CONFIG } from '../types/config';
@@ -21,7 +21,8 @@ import type { Failure } from '../checker/suite-types';
 import type { TraceStep } from '../checker/vocabulary';
 import { ptdump } from '../hyp/ptdump';
 import { SEED } from './seed';
-import { snapshotOf } from '../hyp/snapshot';
+import { assertTraced } from './traced';
+import { snapshotOf, type SnapshotStep } from '../hyp/snapshot';
 
 const handlers = { __pkvm_host_stage2_snapshot: snapshotHandler };
 const config = DEFAULT_CONFIG;
@@ -36,10 +37,12 @@ function resolve(ls: Lockstep, s: Seq[number]): TraceStep {
 }
 
 /** Runs a sequence from boot; the first failure, including the end-of-sequence checks. */
-function runSeq(ls: Lockstep, seq: Seq): Failure | null {
+function runSeq(ls: Lockstep, seq: Seq, record: (step: TraceStep) => void = () => undefined): Failure | null {
   ls.reset();
   for (let i = 0; i < seq.length; i++) {
-    const f = ls.step(resolve(ls, seq[i]), i);
+    const step = resolve(ls, seq[i]);
+    record(step);
+    const f = ls.step(step, i);
     if (f) return f;
   }
   return ls.finish();
@@ -60,21 +63,27 @@ describe('host stage-2 snapshot', () => {
   const ls = new Lockstep(config, [], handlers);
 
   test('model and hyp agree; donated pages are never reachable by the host', () => {
-    fc.assert(
-      fc.property(seqArb, (seq) => {
-        const f = runSeq(ls, seq);
+    assertTraced(
+      seqArb,
+      (seq, record) => {
+        const f = runSeq(ls, seq, record);
         expect(f, f ? `${f.property} at step ${f.step}: ${f.message}` : '').toBeNull();
-      }),
+      },
       { seed: SEED, numRuns: 120 },
     );
   });
 
   test("the copy's ptdump equals the host stage-2's ptdump at the time of the copy", () => {
     let checked = 0;
-    fc.assert(
-      fc.property(fc.array(shapeStepArb, { maxLength: 24 }), fc.nat({ max: 4095 }), (shape, at) => {
+    assertTraced(
+      fc.tuple(fc.array(shapeStepArb, { maxLength: 24 }), fc.nat({ max: 4095 })),
+      ([shape, at], record) => {
         ls.reset();
-        shape.forEach((d, i) => expect(ls.step(resolveShapeStep(d, ls.model, config), i)).toBeNull());
+        shape.forEach((d, i) => {
+          const step = resolveShapeStep(d, ls.model, config);
+          record(step);
+          expect(ls.step(step, i)).toBeNull();
+        });
         // A well-formed call with exactly as many memcache pages as the copy will need.
         const [desc, pgd, pgd2, used] = freshPages(ls.model, 4, config.memory[0][0] + at, new Set());
         if (pgd2 !== pgd + 1) return; // not contiguous here: nothing to check for this draw
@@ -94,6 +103,7 @@ describe('host stage-2 snapshot', () => {
             call: '__pkvm_host_stage2_snapshot',
             args: { desc: desc * 4096, pgd: pgd * 4096, pgd_pages: 2, mc: mc.map((p) => p * 4096), mc_nr_pages: mc.length, mc_tail: 0, used: used * 4096, num_used_pages: 1, used_pages_indx: 0 },
           };
+          record(step);
           expect(ls.step(step, shape.length)).toBeNull();
         } finally {
           s.snapshot_teardown = teardown;
@@ -105,7 +115,7 @@ describe('host stage-2 snapshot', () => {
         expect(copy.some((l) => l.endsWith('owner=hyp'))).toBe(true);
         expect(copy).toEqual(hostDump);
         checked++;
-      }),
+      },
       { seed: SEED, numRuns: 40 },
     );
     expect(checked).toBeGreaterThan(20);
@@ -133,7 +143,7 @@ describe('host stage-2 snapshot', () => {
 
   test('hyp reports every internal step: each donation, each copied table, teardown', () => {
     ls.reset();
-    const stages: string[] = [];
+    const stages: SnapshotStep[] = [];
     const s = snapshotOf(ls.hyp);
     const call = s.__pkvm_host_stage2_snapshot.bind(s);
     // Chains onto the hook the handler installs, for the whole call.
@@ -160,12 +170,12 @@ describe('host stage-2 snapshot', () => {
       s.__pkvm_host_stage2_snapshot = call;
     }
     // Descriptor, PGD, four memcache pages, the array; then the copy's tables; then the teardown.
-    expect(stages.filter((x) => x.startsWith('donated'))).toHaveLength(7);
+    expect(stages.filter((x) => x.kind === 'donated')).toHaveLength(7);
     let tables = 0;
     snapshotPgtable(ls.hyp, 0x40004000).walk(0, ls.hyp.host_mmu.ia_pages, { tablePre: () => tables++ });
     expect(tables).toBeGreaterThan(0);
-    expect(stages.filter((x) => x.startsWith('copied table'))).toHaveLength(tables);
-    expect(stages.slice(-2)).toEqual(['teardown begin', 'teardown end']);
+    expect(stages.filter((x) => x.kind === 'copied-table')).toHaveLength(tables);
+    expect(stages.slice(-2).map((x) => x.kind)).toEqual(['teardown-begin', 'teardown-end']);
     expect(ls.results[0]).toBe(0x40004000);
   });
 

@@ -2,11 +2,14 @@
 // holds on every transition explored, 1 on a violation (shortest trace written), 2 on bad flags.
 import type { CallName } from '../../types/calls';
 import { DEFAULT_CONFIG } from '../../types/config';
-import { OWNERSHIP_BUGS, type HypBug } from '../bugs/ownership';
+import { hypBugsFor } from '../bugs/catalog';
+import { saveTrace } from '../counterexample';
 import { EXPLORE_CALLS } from '../explore/alphabet';
 import { explore, type ExploreResult } from '../explore/bfs';
-import { TRACE_FORMAT, replayCommandLine, writeTrace } from '../trace/file';
+import { TRACE_FORMAT, encodeTrace, replayCommandLine, type TraceFile } from '../trace/file';
 import { formatCall } from '../vocabulary';
+import { parseInject } from './inject';
+import { outputDir } from './out-dir';
 import { intFlag, parseFlags, UsageError } from './usage';
 
 const FLAGS = {
@@ -19,9 +22,14 @@ const FLAGS = {
   'no-symmetry': { type: 'boolean' },
   'model-only': { type: 'boolean' },
   inject: { type: 'string' },
+  'time-limit': { type: 'string' },
+  'max-states': { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
+
+/** Off a terminal, a progress line at most this often (a CI log shows the search is alive). */
+const LOG_INTERVAL_MS = 10_000;
 
 /** `--calls a,b`: kernel names of ownership calls. */
 function parseCalls(value: string | undefined): CallName[] | null {
@@ -32,13 +40,6 @@ function parseCalls(value: string | undefined): CallName[] | null {
   return names as CallName[];
 }
 
-function parseInject(value: string | undefined): HypBug | null {
-  if (value === undefined || value === 'none') return null;
-  const bug = OWNERSHIP_BUGS.find((b) => b.id === value);
-  if (!bug) throw new UsageError(`--inject: unknown bug id "${value}" (see pkvm-check bugs; the explorer takes the ownership bugs: ${OWNERSHIP_BUGS.map((b) => b.id).join(', ')})`);
-  return bug;
-}
-
 export async function exploreCommand(argv: string[]): Promise<number> {
   const { values: v } = parseFlags(argv, FLAGS);
   const pages = intFlag('pages', v.pages, 2, 1, 64);
@@ -47,12 +48,26 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const gfns = intFlag('gfns', v.gfns, 2, 0, 64);
   const maxPins = intFlag('max-pins', v['max-pins'], 2, 0, 1000);
   const calls = parseCalls(v.calls);
-  const bug = parseInject(v.inject);
+  // The alphabet is ownership calls: only ownership bugs are reachable.
+  const bug = parseInject(v.inject, ['ownership'], 'explore') ?? null;
   const modelOnly = v['model-only'] === true;
   if (modelOnly && bug) throw new UsageError('--inject: a bug lives in hyp, which --model-only does not run');
+  const timeLimit = v['time-limit'] === undefined ? null : intFlag('time-limit', v['time-limit'], 0, 1, 1_000_000);
+  const maxStates = v['max-states'] === undefined ? null : intFlag('max-states', v['max-states'], 0, 1, 2_000_000_000);
+  const outDir = outputDir('out', v.out, 'counterexamples');
   const symmetry = v['no-symmetry'] !== true;
   const json = v.json === true;
-  const progress = !json && process.stderr.isTTY === true;
+  const tty = !json && process.stderr.isTTY === true;
+  const started = performance.now();
+  let logged = started;
+  const progress = (p: { states: number; transitions: number; depth: number }): void => {
+    const line = `explore: ${p.states} states, ${p.transitions} transitions, depth ${p.depth}, ${((performance.now() - started) / 1000).toFixed(0)} s`;
+    if (tty) process.stderr.write(`\r${line}   `);
+    else if (performance.now() - logged >= LOG_INTERVAL_MS) {
+      logged = performance.now();
+      process.stderr.write(`${line}\n`);
+    }
+  };
 
   const r = explore({
     config: DEFAULT_CONFIG,
@@ -64,22 +79,20 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     calls,
     symmetry,
     modelOnly,
-    bugs: bug ? [bug] : [],
-    onProgress: progress ? (p) => process.stderr.write(`\rexplore: ${p.states} states, ${p.transitions} transitions, depth ${p.depth}   `) : undefined,
+    bugs: hypBugsFor(bug?.id ?? null),
+    maxStates,
+    timeLimitMs: timeLimit === null ? null : timeLimit * 1000,
+    onProgress: progress,
   });
-  if (progress) process.stderr.write('\r\x1b[K');
+  if (tty) process.stderr.write('\r\x1b[K');
   const bytesPerState = r.bytesPerState;
 
   let counterexample: string | null = null;
   if (r.failure && r.trace) {
-    counterexample = writeTrace(v.out ?? 'counterexamples', r.failure.property, {
-      format: TRACE_FORMAT,
-      config: DEFAULT_CONFIG,
-      inject: bug?.id ?? null,
-      seed: null,
-      steps: r.trace,
-      failure: r.failure,
-    });
+    const trace: TraceFile = { format: TRACE_FORMAT, config: DEFAULT_CONFIG, inject: bug?.id ?? null, seed: null, steps: r.trace, failure: r.failure };
+    const saved = saveTrace(trace, outDir);
+    counterexample = saved.path;
+    if (saved.problem !== null) process.stderr.write(`pkvm-check explore: ${saved.problem}; the trace:\n${encodeTrace(trace)}`);
   }
   const seconds = r.durationMs / 1000;
   const out = {
@@ -92,6 +105,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     transitionsPerSecond: Math.round(r.transitions / seconds),
     abstractStates: r.abstractStates,
     complete: r.complete,
+    stopped: r.stopped,
     durationMs: Math.round(r.durationMs),
     modelOnly,
     symmetry,
@@ -108,9 +122,25 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   return r.ok ? 0 : 1;
 }
 
+/** How the search ended, in words: only a finished search says "fixpoint" or "bound". */
+function ending(r: ExploreResult, bound: number | null): string {
+  switch (r.stopped) {
+    case 'fixpoint':
+      return 'fixpoint';
+    case 'depth':
+      return `bound ${bound}`;
+    case 'violation':
+      return 'stopped at a violation';
+    case 'max-states':
+      return 'stopped at limit: --max-states, not finished';
+    case 'time-limit':
+      return 'stopped at limit: --time-limit, not finished';
+  }
+}
+
 function printHuman(r: ExploreResult, out: { statesPerSecond: number; transitionsPerSecond: number; bytesPerState: number; counterexample: string | null; inject: string | null }, bound: number | null): void {
   const lines = [
-    `explore: ${r.states} states (${r.abstractStates} model states), ${r.transitions} transitions, depth ${r.depth}${bound === null ? ' (fixpoint)' : ` (bound ${bound})`}, ${(r.durationMs / 1000).toFixed(2)} s`,
+    `explore: ${r.states} states (${r.abstractStates} model states), ${r.transitions} transitions, depth ${r.depth} (${ending(r, bound)}), ${(r.durationMs / 1000).toFixed(2)} s`,
     `  ${out.statesPerSecond} states/s, ${out.transitionsPerSecond} transitions/s, ~${out.bytesPerState} bytes/state, alphabet of ${r.alphabet} actions${r.pageSymmetry ? ', page symmetry' : ''}`,
     `  coverage: ${Object.entries(r.coverage)
       .map(([call, row]) => `${call} {${Object.keys(row).sort().join(' ')}}`)
@@ -120,6 +150,6 @@ function printHuman(r: ExploreResult, out: { statesPerSecond: number; transition
     lines.push(`VIOLATION ${r.failure.property} at step ${r.failure.step}: ${r.failure.message}`);
     (r.trace ?? []).forEach((s, i) => lines.push(`  ${i + 1}. ${formatCall(s)}`));
     if (out.counterexample) lines.push(`shortest trace written to ${out.counterexample}`, `replay: ${replayCommandLine(out.counterexample, out.inject)}`);
-  } else lines.push('all invariants hold');
+  } else lines.push(r.complete ? 'all invariants hold' : 'all invariants hold on the states explored');
   process.stdout.write(`${lines.join('\n')}\n`);
 }

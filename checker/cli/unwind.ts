@@ -4,8 +4,9 @@
 import { PAGE_SIZES } from '../../hyp/stacktrace-layout';
 import type { TraceFormat } from '../../hyp/stacktrace';
 import type { UnwindArgs, UnwindMode } from '../../types/calls';
-import { UNWINDER_BUGS, findUnwinderBug } from '../bugs/unwinder';
+import { unwinderBugsFor } from '../bugs/catalog';
 import { runHyp } from '../unwinder/run';
+import { parseInject } from './inject';
 import { UsageError, intFlag, parseFlags } from './usage';
 
 const SCENARIOS = ['recursive_death', 'call_chain'];
@@ -32,9 +33,7 @@ export async function unwindCommand(argv: string[]): Promise<number> {
   const page_size = intFlag('page-size', values['page-size'], 4096);
   if (!(PAGE_SIZES as readonly number[]).includes(page_size)) throw new UsageError(`--page-size: expected 4096, 16384 or 65536, got "${values['page-size']}"`);
   const format = choice<TraceFormat>('format', values.format, ['upstream', 'v5'], 'upstream');
-  const bug = values.inject === undefined ? undefined : findUnwinderBug(values.inject);
-  if (values.inject !== undefined && !bug)
-    throw new UsageError(`--inject: unknown unwinder bug "${values.inject}" (known: ${UNWINDER_BUGS.map((b) => b.id).join(', ')})`);
+  const bug = parseInject(values.inject, ['unwinder'], 'unwind');
   const args: UnwindArgs = {
     scenario,
     mode,
@@ -43,7 +42,7 @@ export async function unwindCommand(argv: string[]): Promise<number> {
     seed: intFlag('seed', values.seed, 0),
     corrupt: [],
   };
-  const run = runHyp(args, bug ? [bug] : [], format);
+  const run = runHyp(args, unwinderBugsFor(bug?.id ?? null), format);
   process.stdout.write(run.lines.map((l) => `${l}\n`).join(''));
   if (!run.violation) return 0;
   process.stderr.write(`pkvm-check unwind: ${run.violation.property}: ${run.violation.message}\n`);

@@ -1,14 +1,91 @@
-// Shared CLI plumbing: usage errors and strict flag parsing (one line, exit 2, nothing written).
+// Shared CLI plumbing: each command's help text, usage errors and strict flag parsing (one line,
+// exit 2, nothing written). A usage error prints its line and then the failing command's synopsis.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../vocabulary';
 
+export const EXIT_CODES = 'exit codes: 0 all hold · 1 a property failed · 2 bad usage, input or I/O error';
+
+/** Per command: its synopsis (the usage line) and its help (flags with defaults, exit codes). */
+export const HELP: Record<string, { readonly synopsis: string; readonly help: string }> = {
+  run: {
+    synopsis: 'pkvm-check run [--suite ownership|snapshot|unwinder|all] [--runs N] [--seed X] [--max-steps K] [--inject BUG|none] [--out DIR] [--reports DIR] [--json]',
+    help: `Runs N random call sequences per suite, model and implementation in lockstep, checking every property.
+  --suite S       ownership, snapshot, unwinder or all (default all)
+  --runs N        sequences per suite, 1 to 10000000 (default 200)
+  --seed X        fast-check seed, 0 to 2147483647 (default 42)
+  --max-steps K   calls per sequence, 1 to 100000 (default 80; snapshot caps it at 30, unwinder at 4)
+  --inject BUG    re-introduce a catalogued bug (pkvm-check bugs); it must be one the suite can reach; none: no bug
+  --out DIR       where a failure's minimized trace is written (default counterexamples)
+  --reports DIR   where summary.json and summary.md are written (default reports)
+  --json          print one JSON object instead of text
+On SIGINT or SIGTERM the summary so far is written and the exit is 130 or 143.
+exit codes: 0 all hold · 1 a property failed (trace written, replay command printed) · 2 bad usage or I/O error`,
+  },
+  replay: {
+    synopsis: 'pkvm-check replay FILE... [--inject BUG|none] [--json]',
+    help: `Re-executes each trace on model and implementation and prints it step by step.
+  --inject BUG    replay with this catalogued bug instead of the trace's own "inject"; none: the correct code
+  --json          print { ok, traces: [{ file, ok, steps, failure }] }
+Limits (raise them through the environment): PKVM_CHECK_MAX_TRACE_BYTES (16 MiB), PKVM_CHECK_MAX_TRACE_STEPS
+(100000), PKVM_CHECK_MAX_MEMORY_PAGES (1048576 pages, 4 GiB).
+exit codes: 0 every trace clean · 1 a trace fails · 2 bad usage, an unreadable or invalid file (nothing run)`,
+  },
+  bugs: {
+    synopsis: 'pkvm-check bugs [--json]',
+    help: `Lists the known bugs --inject can re-introduce, one per line: id and description.
+  --json          print { bugs: [{ id, description, suite }] }
+exit codes: 0 · 2 bad usage`,
+  },
+  explore: {
+    synopsis:
+      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--time-limit S] [--max-states N] [--out DIR] [--json]',
+    help: `Breadth-first exploration of every call sequence over a finite alphabet, model and implementation in lockstep.
+  --pages P       hot pages, 1 to 64 (default 2)
+  --depth D       explore states up to D calls from boot, 0 to 65535 (default: to the fixpoint)
+  --vms V         VMs, 0 to 8 (default 1)
+  --gfns G        guest frames per VM, 0 to 64 (default 2)
+  --max-pins K    pins per page, 0 to 1000 (default 2)
+  --calls LIST    comma-separated ownership calls to explore (default all)
+  --no-symmetry   no symmetry reduction
+  --model-only    explore the model alone
+  --inject BUG    an ownership bug (the explorer's alphabet reaches no other); none: no bug
+  --time-limit S  stop after S seconds, 1 to 1000000 (default none)
+  --max-states N  stop after N states, 1 to 2000000000 (default none)
+  --out DIR       where a violation's shortest trace is written (default counterexamples)
+  --json          print one JSON object
+exit codes: 0 no violation (complete, or stopped at a limit: see "stopped") · 1 violation · 2 bad usage or I/O error`,
+  },
+  unwind: {
+    synopsis: 'pkvm-check unwind --scenario recursive_death|call_chain [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5] [--inject BUG|none]',
+    help: `Builds a hyp call chain on the simulated EL2 stack, panics, and prints what the host kernel would log.
+  --scenario S    recursive_death or call_chain (required)
+  --mode M        protected or nonprotected (default protected)
+  --page-size B   4096, 16384 or 65536 (default 4096)
+  --depth N       frames of call_chain (default 0)
+  --seed X        KASLR offset and stack placement seed (default 0)
+  --format F      upstream or v5 (default upstream)
+  --inject BUG    an unwinder bug; none: no bug
+exit codes: 0 · 1 the unwind broke a property · 2 bad usage`,
+  },
+  bench: {
+    synopsis: 'pkvm-check bench [--json]',
+    help: `Throughput figures (about a minute): checked calls per second, time to find each bug, explorer speed.
+  --json          print one JSON object
+exit codes: 0 · 2 bad usage`,
+  },
+  help: {
+    synopsis: 'pkvm-check help [COMMAND]',
+    help: 'Prints the usage of every command, or the help of one.\nexit codes: 0 · 2 unknown command',
+  },
+};
+
+/** Every command's synopsis, as `pkvm-check --help` prints it. */
 export const USAGE = `usage:
-  pkvm-check run [--suite ownership|snapshot|unwinder|all] [--runs N] [--seed X] [--max-steps K] [--inject BUG] [--out DIR] [--json]
-  pkvm-check replay FILE... [--inject BUG|none] [--json]
-  pkvm-check bugs [--json]
-  pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG] [--json]
-  pkvm-check unwind --scenario NAME [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5] [--inject BUG]
-  pkvm-check bench [--json]`;
+${Object.values(HELP)
+  .map((h) => `  ${h.synopsis}`)
+  .join('\n')}
+  pkvm-check --version
+Every command takes --help. ${EXIT_CODES}.`;
 
 export class UsageError extends InputError {
   constructor(message: string) {
@@ -19,18 +96,26 @@ export class UsageError extends InputError {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** A negative number given to a flag reads as another flag to parseArgs; say what it is. */
+function negativeValue(argv: readonly string[]): UsageError | null {
+  for (let i = 0; i + 1 < argv.length; i++)
+    if (argv[i].startsWith('--') && /^-[0-9]/.test(argv[i + 1])) return new UsageError(`${argv[i]}: expected a whole number, got "${argv[i + 1]}" (negative numbers are not allowed)`);
+  return null;
+}
+
 /** Parses flags strictly; unknown flags and missing values become a UsageError. */
 export function parseFlags<O extends Options>(argv: string[], options: O, allowPositionals = false) {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]);
+    throw negativeValue(argv) ?? new UsageError((e as Error).message.split('\n')[0]);
   }
 }
 
-/** A whole number flag in [min, max]. */
+/** A whole number flag in [min, max]; the message quotes what was given, never a rounded number. */
 export function intFlag(name: string, value: string | undefined, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return dflt;
+  if (/^-[0-9]/.test(value)) throw new UsageError(`--${name}: expected a whole number from ${min} to ${max}, got "${value}" (negative numbers are not allowed)`);
   if (!/^(0|[1-9][0-9]*|0x[0-9a-fA-F]+)$/.test(value)) throw new UsageError(`--${name}: expected a whole number, got "${value}"`);
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name}: expected a number from ${min} to ${max}, got "${value}"`);

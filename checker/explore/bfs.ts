@@ -47,7 +47,14 @@ export interface ExploreOptions {
   readonly bugs?: readonly HypBug[];
   /** Called about twice a second while exploring. */
   readonly onProgress?: (p: { states: number; transitions: number; depth: number }) => void;
+  /** Stop (unfinished, `stopped: "max-states"`) once this many states were found. */
+  readonly maxStates?: number | null;
+  /** Stop (unfinished, `stopped: "time-limit"`) after this many milliseconds. */
+  readonly timeLimitMs?: number | null;
 }
+
+/** Why the search ended: it finished (to the fixpoint or the depth bound), found a violation, or hit a limit. */
+export type StopReason = 'fixpoint' | 'depth' | 'violation' | 'max-states' | 'time-limit';
 
 export interface ExploreResult {
   readonly ok: boolean;
@@ -59,6 +66,7 @@ export interface ExploreResult {
   readonly depth: number;
   /** True when every reachable state (within the depth bound) was expanded. */
   readonly complete: boolean;
+  readonly stopped: StopReason;
   readonly durationMs: number;
   readonly alphabet: number;
   readonly pageSymmetry: boolean;
@@ -149,13 +157,14 @@ export function explore(o: ExploreOptions): ExploreResult {
   visit(engine.model);
   table.add(-1, -1, 0);
 
-  const done = (failure: Failure | null, trace: TraceStep[] | null, complete: boolean): ExploreResult => ({
+  const done = (failure: Failure | null, trace: TraceStep[] | null, complete: boolean, limit?: StopReason): ExploreResult => ({
     ok: failure === null,
     states: table.count,
     abstractStates: canon === abstract ? table.count : seenAbstract.size,
     transitions,
     depth: maxDepth,
     complete,
+    stopped: failure !== null ? 'violation' : (limit ?? (o.depth === null ? 'fixpoint' : 'depth')),
     durationMs: performance.now() - started,
     alphabet: actions.length,
     pageSymmetry: canon.pageSymmetry,
@@ -188,9 +197,13 @@ export function explore(o: ExploreOptions): ExploreResult {
     return null;
   };
 
+  const maxStates = o.maxStates ?? Infinity;
+  const deadline = started + (o.timeLimitMs ?? Infinity);
   for (let head = 0; head < table.count; head++) {
     const d = table.depth[head];
     if (o.depth !== null && d >= o.depth) return done(null, null, true);
+    if (table.count >= maxStates) return done(null, null, false, 'max-states');
+    if ((head & 0xff) === 0 && performance.now() > deadline) return done(null, null, false, 'time-limit');
     const replayFailure = goTo(head);
     if (replayFailure) return done(replayFailure, stepsOf(config, actions, table, table.path(head)), false);
     const s = engine.model;

@@ -4,7 +4,7 @@
 import type { SuiteResult } from '../suite-types';
 import { replayCommandLine } from '../trace/file';
 import { compareCalls, resultColumns } from './coverage';
-import { orderedSuites, reproduceCommands, type RunSummary } from './run-summary';
+import { orderedSuites, reproduceCommands, type FailedTest, type RunSummary } from './run-summary';
 
 /** 41873 → "41,873". */
 const count = (n: number): string => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
@@ -21,20 +21,41 @@ function fenced(lang: string, body: string): string {
   return `${fence}${lang}\n${body}\n${fence}`;
 }
 
-function overview(s: RunSummary, suites: readonly SuiteResult[]): string[] {
+/** The title: what happened, failures first. */
+function headline(s: RunSummary, suites: readonly SuiteResult[]): string {
   const failed = suites.filter((r) => !r.ok).length;
+  const tests = s.failedTests?.length ?? 0;
+  const parts = [
+    ...(s.interrupted ? [`interrupted by ${s.interrupted} (incomplete)`] : []),
+    ...(failed > 0 ? [`${failed} of ${suites.length} suites failed`] : []),
+    ...(tests > 0 ? [`${tests} ${tests === 1 ? 'test' : 'tests'} failed`] : []),
+  ];
+  if (parts.length === 0) return s.ok ? '# pkvm-check: all properties hold' : '# pkvm-check: failed';
+  return `# pkvm-check: ${parts.join(', ')}`;
+}
+
+/** The failed tests of `npm test`, each with its message (the property and the replay command). */
+function failedTestsSection(tests: readonly FailedTest[] | undefined): string[] {
+  if (!tests || tests.length === 0) return [];
+  return ['', '## Failed tests', '', ...tests.flatMap((t) => [`${text(t.name)}:`, '', fenced('text', t.message), ''])];
+}
+
+const result = (r: SuiteResult): string => (r.incomplete ? 'interrupted' : r.ok ? 'pass' : '**fail**');
+
+function overview(s: RunSummary, suites: readonly SuiteResult[]): string[] {
   return [
-    s.ok ? '# pkvm-check: all properties hold' : `# pkvm-check: ${failed} of ${suites.length} suites failed`,
+    headline(s, suites),
     '',
     '| suite | result | runs | calls | seed | duration |',
     '|---|---|--:|--:|--:|--:|',
-    ...suites.map((r) => `| ${r.name} | ${r.ok ? 'pass' : '**fail**'} | ${count(r.runs)} | ${count(r.calls)} | ${r.seed} | ${seconds(r.durationMs)} |`),
+    ...suites.map((r) => `| ${r.name} | ${result(r)} | ${count(r.runs)} | ${count(r.calls)} | ${r.seed} | ${seconds(r.durationMs)} |`),
     '',
     `Seed ${s.seed} · injected bug: ${s.inject === null ? 'none' : code(s.inject)} · ${count(s.calls)} checked calls in ${seconds(s.durationMs)}`,
     '',
     'Reproduce this run:',
     '',
     fenced('sh', reproduceCommands(s).join('\n')),
+    ...failedTestsSection(s.failedTests),
   ];
 }
 
@@ -48,6 +69,8 @@ function failureSection(r: SuiteResult, inject: string | null): string[] {
   if (r.counterexample !== null) {
     const steps = r.counterexampleSteps === undefined ? '' : ` (${r.counterexampleSteps} steps)`;
     lines.push(`Counterexample ${code(r.counterexample)}${steps}; replay it with:`, '', fenced('sh', replayCommandLine(r.counterexample, inject)), '');
+  } else if (r.counterexampleProblem) {
+    lines.push(`No counterexample written: ${text(r.counterexampleProblem)}. The trace:`, '', fenced('json', (r.counterexampleText ?? '').trimEnd()), '');
   }
   return lines;
 }
@@ -68,7 +91,7 @@ export function summaryMarkdown(s: RunSummary): string {
   const suites = orderedSuites(s);
   const sections = suites.flatMap((r) => [
     '',
-    `## ${r.name}: ${r.ok ? 'pass' : 'fail'}`,
+    `## ${r.name}: ${result(r).replace(/\*/g, '')}`,
     '',
     `${count(r.runs)} runs, ${count(r.calls)} calls, seed ${r.seed}, ${seconds(r.durationMs)}.`,
     '',

@@ -1,5 +1,14 @@
-// A finished run as the reports see it, with the fixed orders and commands both report formats share.
-import { SUITE_NAMES, type SuiteResult } from '../suite-types';
+// A finished (or interrupted) run as the reports see it, with the fixed orders and commands both
+// report formats share.
+import { SUITE_NAMES, type SuiteName, type SuiteResult } from '../suite-types';
+
+/** A test of the vitest suite that failed, as the summary of `npm test` lists it. */
+export interface FailedTest {
+  /** The test's file and full name. */
+  readonly name: string;
+  /** Its error message: for a property, the property, the step and the replay command. */
+  readonly message: string;
+}
 
 export interface RunSummary {
   readonly ok: boolean;
@@ -8,14 +17,36 @@ export interface RunSummary {
   readonly suites: readonly SuiteResult[];
   readonly calls: number;
   readonly durationMs: number;
+  /** The commands that re-run exactly this run (default: the seed with `npm test` and `pkvm-check run`). */
+  readonly reproduce?: readonly string[];
+  /** The signal that stopped the run before the end ("SIGINT"), when one did. */
+  readonly interrupted?: string | null;
+  /** The tests that failed, for the summary of `npm test` (whose failures are not all suites). */
+  readonly failedTests?: readonly FailedTest[];
+}
+
+/** What a `pkvm-check run` was asked to do: everything its output depends on. */
+export interface RunRequest {
+  readonly suite: SuiteName | 'all';
+  readonly runs: number;
+  readonly maxSteps: number;
+  readonly seed: number;
+  readonly inject: string | null;
 }
 
 /** Suites in the fixed order ownership, snapshot, unwinder, whatever order they finished in. */
 export const orderedSuites = (s: RunSummary): SuiteResult[] =>
   [...s.suites].sort((a, b) => SUITE_NAMES.indexOf(a.name) - SUITE_NAMES.indexOf(b.name));
 
-/** The commands that re-run this run: the suite with the same seed (and bug, if one was injected). */
+/** The one command that re-runs a `pkvm-check run`, every option that changes its sequences spelled out. */
+export function runCommandLine(r: RunRequest): string {
+  const inject = r.inject === null ? '' : ` --inject ${r.inject}`;
+  return `npx pkvm-check run --suite ${r.suite} --runs ${r.runs} --max-steps ${r.maxSteps} --seed ${r.seed}${inject}`;
+}
+
+/** The commands that re-run this run. */
 export function reproduceCommands(s: RunSummary): string[] {
+  if (s.reproduce) return [...s.reproduce];
   if (s.inject !== null) return [`npx pkvm-check run --seed ${s.seed} --inject ${s.inject}`];
   return [`PKVM_CHECK_SEED=${s.seed} npm test`, `npx pkvm-check run --seed ${s.seed}`];
 }

@@ -4,6 +4,7 @@
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write';
+import { InputError } from '../vocabulary';
 import type { SuiteResult } from '../suite-types';
 import { replayCommandLine } from '../trace/file';
 import { sortCoverage } from './coverage';
@@ -47,27 +48,40 @@ export function summaryJson(s: RunSummary): object {
     ...runJson(s),
     suites: orderedSuites(s).map((r) => ({
       ...suiteJson(r),
-      result: r.ok ? 'pass' : 'fail',
+      result: r.incomplete ? 'interrupted' : r.ok ? 'pass' : 'fail',
       counterexamples: r.counterexample === null ? [] : [r.counterexample],
       replay: r.counterexample === null ? null : replayCommandLine(r.counterexample, s.inject),
       durationMs: Math.round(r.durationMs),
     })),
     reproduce: reproduceCommands(s),
+    interrupted: s.interrupted ?? null,
+    failedTests: s.failedTests ?? [],
   };
+}
+
+/** `f()`, with a file system error turned into one line naming `what` and the error code. */
+function io<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new InputError(`${what} (${err.code ?? err.message.split('\n')[0]})`);
+  }
 }
 
 /**
  * Writes `summary.json` and `summary.md` into `dir` (created if needed), each atomically, and returns
  * their paths. When `GITHUB_STEP_SUMMARY` names a file (GitHub Actions sets it), the Markdown is also
- * appended there, so it shows on the workflow run's page; that path is not returned.
+ * appended there, so it shows on the workflow run's page; that path is not returned. A file that
+ * cannot be written is an InputError of one line naming it.
  */
 export function writeReports(dir: string, s: RunSummary): string[] {
   const json = join(dir, 'summary.json');
   const md = join(dir, 'summary.md');
   const markdown = summaryMarkdown(s);
-  writeFileAtomic(json, `${JSON.stringify(summaryJson(s), null, 2)}\n`);
-  writeFileAtomic(md, markdown);
+  io(`cannot write ${json}`, () => writeFileAtomic(json, `${JSON.stringify(summaryJson(s), null, 2)}\n`));
+  io(`cannot write ${md}`, () => writeFileAtomic(md, markdown));
   const stepSummary = process.env.GITHUB_STEP_SUMMARY;
-  if (stepSummary) appendFileSync(stepSummary, `${markdown}\n`);
+  if (stepSummary) io(`GITHUB_STEP_SUMMARY: cannot append to ${stepSummary}`, () => appendFileSync(stepSummary, `${markdown}\n`));
   return [json, md];
 }

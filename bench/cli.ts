@@ -1,6 +1,7 @@
-// `pkvm-check bench [--json]`: throughput figures (CONTRACT.md). The measuring lives in bench/measure.ts.
-import { benchJson, formatBench, runBench } from '../../bench/measure';
-import { parseFlags } from './usage';
+// `pkvm-check bench [--json]`: throughput figures (CONTRACT.md). The measuring lives in measure.ts; the
+// command lives here, beside it, because bench/ imports checker/ and never the other way round.
+import { parseFlags } from '../checker/cli/usage';
+import { benchJson, formatBench, runBench } from './measure';
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, { json: { type: 'boolean' } });
