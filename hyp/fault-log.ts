@@ -2,7 +2,7 @@
 // injected host abort is logged once per faulting address in a 128-entry table; when full, one
 // warning is recorded and new faults are only counted. Kept in journaled cells.
 import { FAULT_LOG_SIZE } from '../types/config';
-import type { PhysMem } from './memory';
+import { addressCell, isCellAddress, type JournalAddress, type PhysMem } from './memory';
 
 const COUNT = 0;
 const WARNED = 1;
@@ -46,9 +46,9 @@ export class HostFaultLog {
   }
 
   /** The journal addresses (see PhysMem) of the log's cells: an injected abort may change only these. */
-  ownsCell(journalAddr: number): boolean {
-    const cell = -journalAddr - 1;
-    return journalAddr < 0 && cell >= this.cells && cell < this.cells + ENTRIES + FAULT_LOG_SIZE;
+  ownsCell(journalAddr: JournalAddress): boolean {
+    const cell = addressCell(journalAddr);
+    return isCellAddress(journalAddr) && cell >= this.cells && cell < this.cells + ENTRIES + FAULT_LOG_SIZE;
   }
 
   clear(): void {

@@ -9,6 +9,22 @@ export type Actor = 'host' | 'hyp';
 /** 32-bit words per page. */
 export const PAGE_WORDS = 1024;
 
+/**
+ * A journal address names one journaled 32-bit location: word `word` of page `pfn` is
+ * pfn * PAGE_WORDS + word (>= 0), hyp data cell `i` is -(i + 1). diffSince reports locations this
+ * way; decode them with these functions, never by hand.
+ */
+export type JournalAddress = number;
+export const wordAddress = (pfn: number, word: number): JournalAddress => pfn * PAGE_WORDS + word;
+export const cellAddress = (cell: number): JournalAddress => -(cell + 1);
+export const isCellAddress = (addr: JournalAddress): boolean => addr < 0;
+/** The page of a word address. */
+export const addressPfn = (addr: JournalAddress): number => Math.floor(addr / PAGE_WORDS);
+/** The word (in its page) of a word address. */
+export const addressWord = (addr: JournalAddress): number => addr % PAGE_WORDS;
+/** The cell of a cell address. */
+export const addressCell = (addr: JournalAddress): number => -addr - 1;
+
 const ZERO_PAGE = new Uint32Array(PAGE_WORDS);
 
 /**
@@ -22,10 +38,10 @@ function checkWord(word: number): void {
 
 export class PhysMem {
   private readonly pages = new Map<number, Uint32Array>();
-  /** Journaled cells: index >= 0 here is encoded as journal address -(index + 1). */
+  /** Journaled cells (journal address cellAddress(index)). */
   private cells: Int32Array = new Int32Array(1024);
   private cellsUsed = 0;
-  /** Undo journal: pairs (address, old value); address >= 0 is pfn * PAGE_WORDS + word. */
+  /** Undo journal: pairs (journal address, old value). */
   private journal = new Float64Array(4096);
   private jlen = 0;
   /**
@@ -51,7 +67,7 @@ export class PhysMem {
   }
 
   setCell(i: number, v: number): void {
-    this.log(-(i + 1), this.cells[i]);
+    this.log(cellAddress(i), this.cells[i]);
     this.cells[i] = v;
   }
 
@@ -74,7 +90,7 @@ export class PhysMem {
       this.pages.set(pfn, p);
     }
     if (actor === 'hyp' && this.onHypWrite !== null) this.onHypWrite(pfn);
-    this.log(pfn * PAGE_WORDS + word, p[word]);
+    this.log(wordAddress(pfn, word), p[word]);
     p[word] = value;
   }
 
@@ -116,10 +132,10 @@ export class PhysMem {
    * Locations that differ now from their value at `mark` (a write that restored the old value is no
    * change), each as [journal address, value then, value now]. Leaves everything in place.
    */
-  diffSince(mark: number): [number, number, number][] {
-    const first = new Map<number, number>();
+  diffSince(mark: number): [JournalAddress, number, number][] {
+    const first = new Map<JournalAddress, number>();
     for (let i = mark; i < this.jlen; i += 2) if (!first.has(this.journal[i])) first.set(this.journal[i], this.journal[i + 1]);
-    const out: [number, number, number][] = [];
+    const out: [JournalAddress, number, number][] = [];
     for (const [addr, then] of first) {
       const now = this.peek(addr);
       if ((now >>> 0) !== (then >>> 0)) out.push([addr, then, now]);
@@ -130,15 +146,14 @@ export class PhysMem {
   /** The pages written since `mark` (from the journal). */
   writtenPages(mark: number): Set<number> {
     const pages = new Set<number>();
-    for (let i = mark; i < this.jlen; i += 2) if (this.journal[i] >= 0) pages.add(Math.floor(this.journal[i] / PAGE_WORDS));
+    for (let i = mark; i < this.jlen; i += 2) if (!isCellAddress(this.journal[i])) pages.add(addressPfn(this.journal[i]));
     return pages;
   }
 
   /** "pfn 0x40003 byte 0x10" or "hyp data cell 12" for a journal address. */
-  describe(addr: number): string {
-    if (addr < 0) return `hyp data cell ${-addr - 1}`;
-    const pfn = Math.floor(addr / PAGE_WORDS);
-    return `pfn 0x${pfn.toString(16)} byte 0x${((addr % PAGE_WORDS) * 4).toString(16)}`;
+  describe(addr: JournalAddress): string {
+    if (isCellAddress(addr)) return `hyp data cell ${addressCell(addr)}`;
+    return `pfn 0x${addressPfn(addr).toString(16)} byte 0x${(addressWord(addr) * 4).toString(16)}`;
   }
 
   /** Forgets the journal (keeps the contents): the current state becomes the base. */
@@ -146,7 +161,7 @@ export class PhysMem {
     this.jlen = 0;
   }
 
-  private log(addr: number, old: number): void {
+  private log(addr: JournalAddress, old: number): void {
     if (this.jlen + 2 > this.journal.length) {
       const bigger = new Float64Array(this.journal.length * 2);
       bigger.set(this.journal);
@@ -156,13 +171,13 @@ export class PhysMem {
     this.journal[this.jlen++] = old;
   }
 
-  private peek(addr: number): number {
-    if (addr < 0) return this.cells[-addr - 1];
-    return this.read32(Math.floor(addr / PAGE_WORDS), addr % PAGE_WORDS);
+  private peek(addr: JournalAddress): number {
+    if (isCellAddress(addr)) return this.cells[addressCell(addr)];
+    return this.read32(addressPfn(addr), addressWord(addr));
   }
 
-  private poke(addr: number, v: number): void {
-    if (addr < 0) this.cells[-addr - 1] = v;
-    else this.pages.get(Math.floor(addr / PAGE_WORDS))![addr % PAGE_WORDS] = v;
+  private poke(addr: JournalAddress, v: number): void {
+    if (isCellAddress(addr)) this.cells[addressCell(addr)] = v;
+    else this.pages.get(addressPfn(addr))![addressWord(addr)] = v;
   }
 }

@@ -44,17 +44,26 @@ export interface SnapshotSetup {
   used: readonly [number, number] | null;
 }
 
+/**
+ * The snapshot's internal steps, as its hook reports them: after each donation to hyp, after each
+ * table copied, and at the start and end of the error path (rollback) and of the teardown.
+ */
+export type SnapshotStep =
+  | { readonly kind: 'donated'; readonly pfn: number; readonly nr: number }
+  | { readonly kind: 'copied-table'; readonly from: number; readonly to: number }
+  | { readonly kind: 'rollback-begin' | 'rollback-end' | 'teardown-begin' | 'teardown-end' };
+
 const PAGE_ALIGNED = (pa: number) => pa % PAGE_SIZE === 0;
 const pfnOf = (pa: number) => Math.floor(pa / PAGE_SIZE);
 
 export class PkvmHostStage2Snapshot {
-  /** Observation point: called after each donation, after each copied table, around teardown. */
-  snapshot_hook: ((stage: string) => void) | null = null;
+  /** Observation point: called at each internal step (the checker installs it for one call). */
+  snapshot_hook: ((step: SnapshotStep) => void) | null = null;
 
   constructor(readonly hyp: Hyp) {}
 
-  private hook(stage: string): void {
-    this.snapshot_hook?.(stage);
+  private hook(step: SnapshotStep): void {
+    this.snapshot_hook?.(step);
   }
 
   /** Reads a 64-bit descriptor field (as a number: every field the host writes is below 2^53). */
@@ -66,7 +75,7 @@ export class PkvmHostStage2Snapshot {
   snapshot_donate(pfn: number, nr: number): number {
     if (nr === 0) return 0;
     const ret = this.hyp.__pkvm_host_donate_hyp(pfn, nr);
-    if (ret === 0) this.hook(`donated pfn 0x${pfn.toString(16)}+${nr}`);
+    if (ret === 0) this.hook({ kind: 'donated', pfn, nr });
     return ret;
   }
 
@@ -140,12 +149,12 @@ export class PkvmHostStage2Snapshot {
 
   /** Error path of the setup: returns exactly what was taken, and nothing else. */
   snapshot_rollback(setup: SnapshotSetup): void {
-    this.hook('rollback begin');
+    this.hook({ kind: 'rollback-begin' });
     if (setup.used) this.snapshot_return(setup.used[0], setup.used[1]);
     this.snapshot_return_memcache(setup);
     if (setup.pgd) this.snapshot_return(setup.pgd[0], setup.pgd[1]);
     if (setup.desc >= 0) this.snapshot_return(setup.desc, 1);
-    this.hook('rollback end');
+    this.hook({ kind: 'rollback-end' });
   }
 
   /** pop_hyp_memcache: the head page, following the pointer stored in it. */
@@ -181,7 +190,10 @@ export class PkvmHostStage2Snapshot {
     return pfnOf(pa);
   }
 
-  /** Copies the tables below entry `index` of table `dst` (a copy of host table `src`). */
+  /**
+   * Below `dst`, the copy of host table `src` (at `level`): copies every table `src` points at into a
+   * memcache page, re-points `dst`'s entry at the copy, and recurses.
+   */
   snapshot_copy_table(snap: KvmPgtableSnapshot, src: number, dst: number, level: number): void {
     const mem = this.hyp.mem;
     for (let i = 0; i < pt.PTRS_PER_PTE; i++) {
@@ -193,7 +205,7 @@ export class PkvmHostStage2Snapshot {
       const table = pt.kvm_init_table_pte(copy); // the copied entry points at the copied table
       mem.write32('hyp', dst, 2 * i, table.lo);
       mem.write32('hyp', dst, 2 * i + 1, table.hi);
-      this.hook(`copied table 0x${child.toString(16)} -> 0x${copy.toString(16)}`);
+      this.hook({ kind: 'copied-table', from: child, to: copy });
       this.snapshot_copy_table(snap, child, copy, level + 1);
     }
   }
@@ -218,12 +230,12 @@ export class PkvmHostStage2Snapshot {
 
   /** Everything back to the host: the used-pages array, the memcache (used or not), the PGD, the descriptor. */
   snapshot_teardown(setup: SnapshotSetup): void {
-    this.hook('teardown begin');
+    this.hook({ kind: 'teardown-begin' });
     if (setup.used) this.snapshot_return(setup.used[0], setup.used[1]);
     for (let i = setup.mc.length - 1; i >= 0; i--) this.snapshot_return(setup.mc[i], 1);
     if (setup.pgd) this.snapshot_return(setup.pgd[0], setup.pgd[1]);
     this.snapshot_return(setup.desc, 1);
-    this.hook('teardown end');
+    this.hook({ kind: 'teardown-end' });
   }
 
   __pkvm_host_stage2_snapshot(desc_pa: number): number {

@@ -7,7 +7,8 @@ import type { Call, SnapshotArgs } from '../../types/calls';
 import { isMemory } from '../../model/range';
 import { page } from '../../model/state';
 import { __pkvm_host_stage2_snapshot as modelSnapshot, HOST_PGD_PAGES, type SnapshotEffect } from '../../model/snapshot';
-import { snapshotOf, SNAP_USED_PAGES_INDX } from '../../hyp/snapshot';
+import { PAGE_SIZE, snapshotOf, SNAP_MC_HEAD, SNAP_MC_NR_PAGES, SNAP_USED_PAGES_INDX, type SnapshotStep } from '../../hyp/snapshot';
+import { addressPfn, addressWord, isCellAddress, wordAddress, type JournalAddress } from '../../hyp/memory';
 import { PoolExhausted } from '../../hyp/pool';
 import { ptdump } from '../../hyp/ptdump';
 import type { CallHandler } from '../handlers';
@@ -23,6 +24,18 @@ import { SNAPSHOT_STATS } from './stats';
 /** Pages checked against the model after the call, at most. */
 const PAGE_CHECK_CAP = 256;
 
+/** A snapshot step as failure messages name it. */
+export function describeSnapshotStep(s: SnapshotStep): string {
+  switch (s.kind) {
+    case 'donated':
+      return `donated pfn ${hex(s.pfn)}+${s.nr}`;
+    case 'copied-table':
+      return `copied table ${hex(s.from)} -> ${hex(s.to)}`;
+    default:
+      return s.kind.replace('-', ' ');
+  }
+}
+
 /** Watches hyp's internal steps: donated pages must be unreachable by the host at each of them. */
 class HookWatch {
   donations = 0;
@@ -36,20 +49,21 @@ class HookWatch {
     private readonly step: number,
   ) {}
 
-  hook(stage: string): void {
+  hook(stage: SnapshotStep): void {
     if (this.failure) return;
-    if (stage.startsWith('donated')) {
+    if (stage.kind === 'donated') {
       this.donations++;
       if (this.donations > this.eff.units.length) {
-        this.failure = { property: 'snapshot-takes-what-the-model-takes', step: this.step, message: `hyp made donation #${this.donations} (${stage}); the model takes only ${this.eff.units.length}` };
+        this.failure = { property: 'snapshot-takes-what-the-model-takes', step: this.step, message: `hyp made donation #${this.donations} (${describeSnapshotStep(stage)}); the model takes only ${this.eff.units.length}` };
         return;
       }
     }
-    if (stage === 'teardown begin') {
+    if (stage.kind === 'teardown-begin') {
       this.hostDump = ptdump(this.ls.hyp.host_mmu);
       this.hostLeaves = leafList(this.ls.hyp.host_mmu);
     }
-    if (stage.endsWith(' end')) return;
+    // Once everything went back, the taken pages are the host's again.
+    if (stage.kind === 'rollback-end' || stage.kind === 'teardown-end') return;
     const hyp = this.ls.hyp;
     for (const pfn of this.eff.units.slice(0, this.donations).flat()) {
       const t = translate(hyp.mem, hyp.host_mmu, pfn);
@@ -57,7 +71,7 @@ class HookWatch {
         this.failure = {
           property: 'no-host-access-to-donated-snapshot-pages',
           step: this.step,
-          message: `at "${stage}": pfn ${hex(pfn)}, taken by the snapshot, is reachable by the host (host stage-2 level ${t.level}: ${isZero(t) ? 'zero entry, the host fault maps it' : 'valid mapping'})`,
+          message: `at "${describeSnapshotStep(stage)}": pfn ${hex(pfn)}, taken by the snapshot, is reachable by the host (host stage-2 level ${t.level}: ${isZero(t) ? 'zero entry, the host fault maps it' : 'valid mapping'})`,
         };
         return;
       }
@@ -65,26 +79,35 @@ class HookWatch {
   }
 }
 
-/** Memory locations the call may change: hyp's own tables and data, and on success the snapshot's output. */
-function allowedWriter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, success: boolean): (addr: number) => boolean {
+const pfnOf = (pa: number): number => Math.floor(pa / PAGE_SIZE);
+/** The two words of a 64-bit descriptor field at byte offset `off`. */
+const fieldWords = (off: number): number[] => [off / 4, off / 4 + 1];
+/** The descriptor fields hyp writes back on success: mc.head, mc.nr_pages, used_pages_indx. */
+const DESC_WRITEBACK_WORDS = new Set([SNAP_MC_HEAD, SNAP_MC_NR_PAGES, SNAP_USED_PAGES_INDX].flatMap(fieldWords));
+
+/**
+ * Memory locations the call may change: hyp's own tables and data; on success also the snapshot's
+ * output (the copy's PGD and table pages, the fields written back into the descriptor, the
+ * used-pages entries recorded).
+ */
+function allowedWriter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, success: boolean): (addr: JournalAddress) => boolean {
   const inRange = (pfn: number, [first, nr]: readonly [number, number]) => pfn >= first && pfn < first + nr;
   const pools = [ls.hyp.layout.hostPool, ls.hyp.layout.hypPool];
   const out = new Set<number>();
-  const desc = Math.floor(a.desc / 4096);
-  const usedPfn = Math.floor(a.used / 4096);
+  const desc = pfnOf(a.desc);
+  const usedStart = wordAddress(pfnOf(a.used), 0);
   if (success) {
-    for (let i = 0; i < HOST_PGD_PAGES; i++) out.add(Math.floor(a.pgd / 4096) + i);
-    for (const pa of eff.consumed) out.add(Math.floor(pa / 4096));
+    for (let i = 0; i < HOST_PGD_PAGES; i++) out.add(pfnOf(a.pgd) + i);
+    for (const pa of eff.consumed) out.add(pfnOf(pa));
   }
   return (addr) => {
-    if (addr < 0) return true; // hyp's journaled data (vmemmap, pools): judged by the state checks
-    const pfn = Math.floor(addr / 1024);
-    const word = addr % 1024;
+    if (isCellAddress(addr)) return true; // hyp's journaled data (vmemmap, pools): judged by the state checks
+    const pfn = addressPfn(addr);
     if (pools.some((r) => inRange(pfn, r)) || out.has(pfn)) return true;
     if (!success) return false;
-    if (pfn === desc && word >= 6 && word < 16) return true; // mc.head, mc.nr_pages, used_pages_indx
-    const usedWord = (pfn - usedPfn) * 1024 + word;
-    return usedWord >= 0 && usedWord < 2 * eff.recorded;
+    if (pfn === desc && DESC_WRITEBACK_WORDS.has(addressWord(addr))) return true;
+    // The used-pages array: two words per entry recorded, across its pages.
+    return addr >= usedStart && addr - usedStart < 2 * eff.recorded;
   };
 }
 
@@ -99,7 +122,7 @@ function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: H
   const bad = ls.hyp.mem.diffSince(mark).filter(([addr]) => !allowed(addr));
   if (bad.length > 0) {
     const [addr, then, now] = bad[0];
-    const pfn = addr >= 0 ? Math.floor(addr / 1024) : -1;
+    const pfn = isCellAddress(addr) ? -1 : addressPfn(addr);
     const took = eff.units.some((u) => u.includes(pfn));
     const whose = took ? 'a page the snapshot took' : 'a page the host kept throughout the call';
     // Every write after the mark is hyp's (the host wrote before it): one to a page hyp never took is
@@ -111,7 +134,7 @@ function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: H
     };
   }
   const pages = new Set<number>(eff.units.flat());
-  for (const pa of [a.desc, a.pgd, a.used, ...a.mc]) pages.add(Math.floor(pa / 4096));
+  for (const pa of [a.desc, a.pgd, a.used, ...a.mc]) pages.add(pfnOf(pa));
   let n = 0;
   for (const pfn of pages) {
     if (n++ >= PAGE_CHECK_CAP) break;
@@ -123,7 +146,7 @@ function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: H
     if (!watch.hostDump || !watch.hostLeaves) return { property: 'snapshot-copy-equals-host', step, message: 'hyp succeeded without reaching its teardown' };
     const f = checkCopy(ls.hyp, a, eff, watch.hostDump, watch.hostLeaves, step);
     if (f) return f;
-    const indx = Number(ls.hyp.mem.read64(Math.floor(a.desc / 4096), SNAP_USED_PAGES_INDX));
+    const indx = Number(ls.hyp.mem.read64(pfnOf(a.desc), SNAP_USED_PAGES_INDX));
     if (indx !== eff.recorded) return { property: 'snapshot-used-pages-exact', step, message: `the descriptor's used_pages_indx is ${indx}, expected ${eff.recorded}` };
   }
   return null; // the tables of every stage are checked at the end of the sequence (Lockstep.finish)
