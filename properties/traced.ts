@@ -4,6 +4,7 @@
 // message ends with the one-line replay command. A passing run writes nothing there.
 import { fc } from '@fast-check/vitest';
 import { traceReport } from '../checker/counterexample';
+import type { TraceContext } from '../checker/counterexample';
 import { saveFailingSteps } from '../checker/suites';
 import type { SuiteResult } from '../checker/suite-types';
 import { replayCommandLine } from '../checker/trace/file';
@@ -25,9 +26,15 @@ export function suiteFailure(r: SuiteResult): string {
 /**
  * fc.assert, plus a trace: `body` checks one value and passes every call it makes to `record`. On a
  * failure the shrunk value is run again to collect its calls, which are saved as a trace, and the
- * error carries fast-check's report, the property the lockstep runner finds and the replay command.
+ * error carries the property the lockstep runner finds, the replay command and fast-check's report.
+ * `ctx` says where the trace goes and with which bug (the correct code, into counterexamples/).
  */
-export function assertTraced<T>(arb: fc.Arbitrary<T>, body: (value: T, record: (step: TraceStep) => void) => void, params: fc.Parameters<[T]>): void {
+export function assertTraced<T>(
+  arb: fc.Arbitrary<T>,
+  body: (value: T, record: (step: TraceStep) => void) => void,
+  params: fc.Parameters<[T]>,
+  ctx: TraceContext = { config: DEFAULT_CONFIG, inject: null, seed: SEED, outDir: TRACE_DIR },
+): void {
   let steps: TraceStep[] | null = null;
   const record = (step: TraceStep): void => void steps?.push(step);
   const out = fc.check(
@@ -41,11 +48,11 @@ export function assertTraced<T>(arb: fc.Arbitrary<T>, body: (value: T, record: (
   } catch {
     // The failure fast-check already reported; this run only collects the calls.
   }
-  const saved = saveFailingSteps(steps, { config: DEFAULT_CONFIG, inject: null, seed: SEED, outDir: TRACE_DIR });
+  const saved = saveFailingSteps(steps, ctx);
   const trace =
     typeof saved === 'string'
       ? saved
-      : `lockstep: property ${saved.failure.property} failed at step ${saved.failure.step}: ${saved.failure.message}\n${traceReport(saved, null)}`;
+      : `lockstep: property ${saved.failure.property} failed at step ${saved.failure.step}: ${saved.failure.message}\n${traceReport(saved, ctx.inject)}`;
   throw new Error(`${trace}\n\n${fc.defaultReportMessage(out) ?? 'property failed'}`);
 }
 

@@ -28,8 +28,11 @@ const FLAGS = {
   json: { type: 'boolean' },
 } as const;
 
-/** Off a terminal, a progress line at most this often (a CI log shows the search is alive). */
-const LOG_INTERVAL_MS = 10_000;
+/**
+ * Off a terminal (a CI log), a progress line after 2 s, 4 s, 8 s, ... and then every minute: a short
+ * search prints nothing, a long one shows it is alive without flooding the log.
+ */
+const nextLog = (elapsedMs: number): number => Math.min(2 * Math.max(elapsedMs, 1000), elapsedMs + 60_000);
 
 /** `--calls a,b`: kernel names of ownership calls. */
 function parseCalls(value: string | undefined): CallName[] | null {
@@ -59,12 +62,13 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const json = v.json === true;
   const tty = !json && process.stderr.isTTY === true;
   const started = performance.now();
-  let logged = started;
+  let logAt = nextLog(0);
   const progress = (p: { states: number; transitions: number; depth: number }): void => {
-    const line = `explore: ${p.states} states, ${p.transitions} transitions, depth ${p.depth}, ${((performance.now() - started) / 1000).toFixed(0)} s`;
+    const elapsed = performance.now() - started;
+    const line = `explore: ${p.states} states, ${p.transitions} transitions, depth ${p.depth}, ${(elapsed / 1000).toFixed(0)} s`;
     if (tty) process.stderr.write(`\r${line}   `);
-    else if (performance.now() - logged >= LOG_INTERVAL_MS) {
-      logged = performance.now();
+    else if (elapsed >= logAt) {
+      logAt = nextLog(elapsed);
       process.stderr.write(`${line}\n`);
     }
   };
