@@ -2,6 +2,11 @@
 // The draws are resolved into concrete arguments against the live model when the step runs (so a
 // "pick a page hyp borrows" draw finds one if there is one), and the concrete step is what the
 // runner executes and a trace stores. Shrinking moves draws toward 0, i.e. toward the hot set.
+//
+// Each ownership call is one rule in OWNERSHIP_RULES: its weight in a sequence, the names of the
+// random words it reads, and how they become arguments (as Hypothesis puts a rule's strategies next
+// to the rule). Every step carries the same six words whatever its call, so the draws, and hence
+// the sequence a seed gives, do not depend on how the rules read them.
 import fc from 'fast-check';
 import type { CallName, Prot } from '../types/calls';
 import { PA_PFNS, PTRS_PER_TABLE, VM_MIN_PAGES, type MachineConfig } from '../types/config';
@@ -15,30 +20,23 @@ export interface AbstractStep {
   readonly fixed?: TraceStep;
 }
 
-/** Ownership calls with their weights: what a sequence is made of. */
-const OWNERSHIP_MIX: readonly [CallName, number][] = [
-  ['host_access', 14],
-  ['__pkvm_host_share_hyp', 10],
-  ['__pkvm_host_unshare_hyp', 8],
-  ['__pkvm_host_donate_hyp', 10],
-  ['__pkvm_hyp_donate_host', 7],
-  ['__pkvm_host_share_ffa', 6],
-  ['__pkvm_host_unshare_ffa', 5],
-  ['hyp_pin_shared_mem', 7],
-  ['hyp_unpin_shared_mem', 6],
-  ['__pkvm_host_share_guest', 9],
-  ['__pkvm_host_unshare_guest', 7],
-  ['__pkvm_init_vm', 8],
-  ['__pkvm_teardown_vm', 3],
-];
+// ---- reading a random word ----------------------------------------------------------------------
 
-const draws = fc.array(fc.nat({ max: 0xffffffff }), { minLength: 6, maxLength: 6 });
+/** True for one draw in `n`. */
+const oneIn = (n: number, d: number): boolean => d % n === 0;
+/** An integer in [lo, hi]. */
+const between = (lo: number, hi: number, d: number): number => lo + (d % (hi - lo + 1));
+/** One of `choices`. */
+const oneOf = <T>(choices: readonly T[], d: number): T => choices[d % choices.length];
 
-export const stepArb = (mix: readonly [CallName, number][] = OWNERSHIP_MIX): fc.Arbitrary<AbstractStep> =>
-  fc.oneof(...mix.map(([call, weight]) => ({ arbitrary: draws.map((d) => ({ call, d })), weight })));
+/**
+ * Percentages that split a draw into kinds: the draw's `d % 100` picks the kind (cumulative bounds
+ * below), and the rest of it, `floor(d / 100)`, picks within the kind.
+ */
+const percent = (d: number): number => d % 100;
+const restOf = (d: number): number => Math.floor(d / 100);
 
-export const sequenceArb = (maxSteps: number, step: fc.Arbitrary<AbstractStep> = stepArb()): fc.Arbitrary<AbstractStep[]> =>
-  fc.array(step, { minLength: 1, maxLength: maxSteps, size: 'max' });
+// ---- pages, counts, VMs, gfns -------------------------------------------------------------------
 
 /** What the resolver knows besides the model: the sequence so far. */
 export interface ResolveContext {
@@ -63,68 +61,86 @@ export function hotPages(config: MachineConfig): number[] {
 }
 
 function boundaryPage(config: MachineConfig, d: number): number {
-  const [first, nr] = config.memory[d % config.memory.length];
+  const [first, nr] = oneOf(config.memory, d);
   const block = first + PTRS_PER_TABLE * ((d >>> 3) % Math.max(1, nr / PTRS_PER_TABLE));
-  const choices = [first - 1, first, block - 1, block, block + 1, first + nr - 1, first + nr];
-  return choices[(d >>> 12) % choices.length];
+  return oneOf([first - 1, first, block - 1, block, block + 1, first + nr - 1, first + nr], d >>> 12);
 }
 
 function garbagePage(config: MachineConfig, d: number): number {
   const [first, nr] = config.memory[0];
-  const choices = [0, 0x1000, first + nr + 100, PA_PFNS - 1, PA_PFNS, 2 ** 40, 2 ** 52];
-  return choices[d % choices.length];
+  return oneOf([0, 0x1000, first + nr + 100, PA_PFNS - 1, PA_PFNS, 2 ** 40, 2 ** 52], d);
 }
+
+/**
+ * pickPage's kinds, as cumulative percentages: a page of this sequence in the wanted state (when the
+ * rule wants one and there is one), a hot or recent page (more of them when a state is wanted), a
+ * page at a region or block boundary, garbage, else uniform in memory.
+ */
+const PAGE_KINDS = { wanted: 60, hot: 45, hotWhenWanted: 70, boundary: 80, garbage: 88 } as const;
 
 /** A page: hot, interesting by state (from this sequence's pages), at a boundary, garbage or uniform. */
 export function pickPage(ctx: ResolveContext, model: State, d: number, wanted?: (p: Page) => boolean): number {
-  const kind = d % 100;
-  const rest = Math.floor(d / 100);
-  if (wanted && kind < 60) {
-    // The (rest % matches)-th of this sequence's pages in the wanted state, if any is.
+  const kind = percent(d);
+  const rest = restOf(d);
+  if (wanted && kind < PAGE_KINDS.wanted) {
+    // One of this sequence's pages in the wanted state, if any is.
     const matches = ctx.scratch;
     matches.length = 0;
     for (const pfn of ctx.recent) if (wanted(page(model, pfn))) matches.push(pfn);
-    if (matches.length > 0) return matches[rest % matches.length];
+    if (matches.length > 0) return oneOf(matches, rest);
   }
-  if (kind < 45 || (wanted && kind < 70)) {
-    const hot = ctx.hot;
-    return ctx.recent.length > 0 && rest % 3 === 0 ? ctx.recent[rest % ctx.recent.length] : hot[rest % hot.length];
+  if (kind < PAGE_KINDS.hot || (wanted && kind < PAGE_KINDS.hotWhenWanted)) {
+    // A third of these revisit a page this sequence named.
+    return ctx.recent.length > 0 && oneIn(3, rest) ? oneOf(ctx.recent, rest) : oneOf(ctx.hot, rest);
   }
-  if (kind < 80) return boundaryPage(ctx.config, rest);
-  if (kind < 88) return garbagePage(ctx.config, rest);
-  const [first, nr] = ctx.config.memory[rest % ctx.config.memory.length];
+  if (kind < PAGE_KINDS.boundary) return boundaryPage(ctx.config, rest);
+  if (kind < PAGE_KINDS.garbage) return garbagePage(ctx.config, rest);
+  const [first, nr] = oneOf(ctx.config.memory, rest);
   return first + (rest % nr);
 }
 
+/** pickCount's kinds, as cumulative percentages; the rest run to the region's end. */
+const COUNT_KINDS = { one: 66, small: 81, block: 84, zero: 90, huge: 95 } as const;
+
 /** nr_pages: mostly 1, some small runs, whole blocks, zero, enormous, and "to the region's end (+1)". */
 export function pickCount(ctx: ResolveContext, pfn: number, d: number): number {
-  const kind = d % 100;
-  if (kind < 66) return 1;
-  if (kind < 81) return 2 + (d >>> 8) % 7;
-  if (kind < 84) return PTRS_PER_TABLE;
-  if (kind < 90) return 0;
-  if (kind < 95) return [2 ** 32, 2 ** 50, PA_PFNS][(d >>> 8) % 3];
+  const kind = percent(d);
+  const small = between(2, 8, d >>> 8);
+  if (kind < COUNT_KINDS.one) return 1;
+  if (kind < COUNT_KINDS.small) return small;
+  if (kind < COUNT_KINDS.block) return PTRS_PER_TABLE;
+  if (kind < COUNT_KINDS.zero) return 0;
+  if (kind < COUNT_KINDS.huge) return oneOf([2 ** 32, 2 ** 50, PA_PFNS], d >>> 8);
   // Up to the region's end, or one page past it, when that is near: where range checks bite.
   const region = ctx.config.memory.find(([f, n]) => pfn >= f && pfn < f + n);
   const toEnd = region ? region[0] + region[1] - pfn : 0;
-  return toEnd > 0 && toEnd <= 16 ? toEnd + ((d >>> 8) % 2) : 2 + (d >>> 8) % 7;
+  return toEnd > 0 && toEnd <= 16 ? toEnd + between(0, 1, d >>> 8) : small;
 }
 
 const PROTS: readonly Prot[] = [0, 1, 2, 3, 4, 5, 6, 7].map((b) => ({ r: (b & 4) !== 0, w: (b & 2) !== 0, x: (b & 1) !== 0 }));
+/** Handles no live VM has: unused slots' handles and non-handles. */
+const BAD_HANDLES = [0, 0x1000, 0x1001, 0x10ff];
 
+/** A live VM (as a reference to the step that created it), or one time in ten a bad handle. */
 function pickVm(ctx: ResolveContext, model: State, d: number): number | VmRef {
   const live = [...model.vms.keys()];
-  if (live.length === 0 || d % 10 === 9) return [0, 0x1000, 0x1001, 0x10ff][(d >>> 4) % 4];
-  const handle = live[(d >>> 4) % live.length];
+  if (live.length === 0 || d % 10 === 9) return oneOf(BAD_HANDLES, d >>> 4);
+  const handle = oneOf(live, d >>> 4);
   const step = ctx.vmSteps.get(handle);
   return step === undefined ? handle : { ref: step };
 }
 
+const vmHandle = (ctx: ResolveContext, vm: number | VmRef): number | undefined => (typeof vm === 'number' ? vm : [...ctx.vmSteps].find(([, s]) => s === vm.ref)?.[0]);
+
+/** Gfns at the guest IPA space's edges and first blocks. */
+const EDGE_GFNS = [0, 1, 2, 511, 512, 513, 1024, 2 ** 27, 2 ** 28 - 1];
+
+/** A gfn: when `mapped`, mostly (3 in 4) one the VM has mapped; else an edge gfn. */
 function pickGfn(model: State, vm: number | VmRef, ctx: ResolveContext, d: number, mapped: boolean): number {
-  const handle = typeof vm === 'number' ? vm : [...ctx.vmSteps].find(([, s]) => s === vm.ref)?.[0];
+  const handle = vmHandle(ctx, vm);
   const gfns = handle === undefined ? [] : [...(model.vms.get(handle)?.gfns.keys() ?? [])];
-  if (mapped && gfns.length > 0 && d % 4 !== 0) return gfns[(d >>> 2) % gfns.length];
-  return [0, 1, 2, 511, 512, 513, 1024, 2 ** 27, 2 ** 28 - 1][(d >>> 2) % 9];
+  if (mapped && gfns.length > 0 && !oneIn(4, d)) return oneOf(gfns, d >>> 2);
+  return oneOf(EDGE_GFNS, d >>> 2);
 }
 
 const lentToHyp = (p: Page) => p.hyp;
@@ -135,63 +151,111 @@ const hostOwned = (p: Page) => hostState(p) === 'OWNED';
 const guestShared = (p: Page) => p.guests > 0;
 const hostNoPage = (p: Page) => hostState(p) === 'NOPAGE';
 
-function pickRange(ctx: ResolveContext, model: State, a: number, b: number, wanted?: (p: Page) => boolean): { pfn: number; nr_pages: number } {
-  const pfn = pickPage(ctx, model, a, wanted);
-  return { pfn, nr_pages: pickCount(ctx, pfn, b) };
+function pickRange(ctx: ResolveContext, model: State, pfn: number, count: number, wanted?: (p: Page) => boolean): { pfn: number; nr_pages: number } {
+  const p = pickPage(ctx, model, pfn, wanted);
+  return { pfn: p, nr_pages: pickCount(ctx, p, count) };
+}
+
+// ---- the rules ----------------------------------------------------------------------------------
+
+type OwnershipCall = Exclude<CallName, 'hyp_panic' | '__pkvm_host_stage2_snapshot'>;
+type ArgsOf<C extends OwnershipCall> = Extract<TraceStep, { call: C }>['args'];
+/** A rule's names for the step's random words, in order; '_' leaves a word unread. */
+type Named<N extends readonly string[]> = { readonly [K in Exclude<N[number], '_'>]: number };
+
+interface Rule<C extends OwnershipCall> {
+  readonly weight: number;
+  /** The arguments, from the step's six random words (`d`) and the live model. */
+  args(d: readonly number[], model: State, ctx: ResolveContext): ArgsOf<C>;
+}
+
+/** The words a rule reads, by name. */
+function named<const N extends readonly string[]>(names: N, d: readonly number[]): Named<N> {
+  const out: Record<string, number> = {};
+  names.forEach((name, i) => {
+    if (name !== '_') out[name] = d[i];
+  });
+  return out as Named<N>;
+}
+
+function rule<C extends OwnershipCall, const N extends readonly string[]>(weight: number, names: N, args: (d: Named<N>, model: State, ctx: ResolveContext) => ArgsOf<C>): Rule<C> {
+  return { weight, args: (d, model, ctx) => args(named(names, d), model, ctx) };
+}
+
+/** A guest call needs a VM: with none live, four times in five the step creates one instead. */
+const needsVm = (model: State, vm: number): boolean => model.vms.size === 0 && !oneIn(5, vm);
+
+/**
+ * The ownership calls, in the order fast-check's weighted choice sees them (the order is part of
+ * what a seed means). The six words are read under the names each rule gives them; a `state` word
+ * picks which page state pickPage looks for.
+ */
+const OWNERSHIP_RULES: { readonly [C in OwnershipCall]: Rule<C> } = {
+  host_access: rule(14, ['pfn', 'write'], (d, model, ctx) => ({ pfn: pickPage(ctx, model, d.pfn, hostNoPage), write: oneIn(2, d.write) })),
+  __pkvm_host_share_hyp: rule(10, ['pfn'], (d, model, ctx) => ({ pfn: pickPage(ctx, model, d.pfn, hostOwned) })),
+  __pkvm_host_unshare_hyp: rule(8, ['pfn', '_', 'state'], (d, model, ctx) => ({ pfn: pickPage(ctx, model, d.pfn, oneIn(2, d.state) ? pinned : lentToHyp) })),
+  __pkvm_host_donate_hyp: rule(10, ['pfn', 'nr'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, hostOwned)),
+  __pkvm_hyp_donate_host: rule(7, ['pfn', 'nr'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, hypFree)),
+  __pkvm_host_share_ffa: rule(6, ['pfn', 'nr', 'state'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, oneIn(2, d.state) ? guestShared : hostOwned)),
+  __pkvm_host_unshare_ffa: rule(5, ['pfn', 'nr', 'state'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, oneIn(3, d.state) ? lentToHyp : lentToFfa)),
+  hyp_pin_shared_mem: rule(7, ['pfn', 'nr'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, lentToHyp)),
+  hyp_unpin_shared_mem: rule(6, ['pfn', 'nr', 'state'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, oneIn(2, d.state) ? lentToHyp : pinned)),
+  __pkvm_host_share_guest: rule(9, ['pfn', 'size', 'vm', 'gfn', 'prot'], (d, model, ctx) => {
+    const vm = pickVm(ctx, model, d.vm);
+    // One in eight a 2 MiB block (both addresses aligned); else a page (the gfn word also picks the
+    // state it is looked for in), or one in sixteen a bad size.
+    const huge = oneIn(8, d.size);
+    const block = (x: number) => x & ~(PTRS_PER_TABLE - 1);
+    const pfn = huge ? block(pickPage(ctx, model, d.pfn)) : pickPage(ctx, model, d.pfn, oneIn(2, d.gfn) ? lentToHyp : guestShared);
+    const gfn = huge ? block(pickGfn(model, vm, ctx, d.gfn, false)) : pickGfn(model, vm, ctx, d.gfn, false);
+    const nr_pages = huge ? PTRS_PER_TABLE : d.size % 16 === 1 ? oneOf([0, 2, 511], d.size >>> 4) : 1;
+    return { pfn, gfn, nr_pages, vm, prot: oneOf(PROTS, d.prot) };
+  }),
+  __pkvm_host_unshare_guest: rule(7, ['_', 'size', 'vm', 'gfn'], (d, model, ctx) => {
+    const vm = pickVm(ctx, model, d.vm);
+    const gfn = pickGfn(model, vm, ctx, d.gfn, true);
+    // Mostly the size the gfn was shared with; sometimes the other one (-E2BIG) or a bad one.
+    const handle = vmHandle(ctx, vm);
+    const shared = handle === undefined ? undefined : model.vms.get(handle)?.gfns.get(gfn)?.nr;
+    const other = shared === PTRS_PER_TABLE ? 1 : PTRS_PER_TABLE;
+    const nr_pages = d.size % 17 === 1 ? 0 : oneIn(4, d.size) ? other : (shared ?? 1);
+    return { gfn, nr_pages, vm };
+  }),
+  // One in five a size below VM_MIN_PAGES (-EINVAL); else up to five pages of stage-2 pool on top.
+  __pkvm_init_vm: rule(8, ['pfn', 'size'], (d, model, ctx) => ({
+    pfn: pickPage(ctx, model, d.pfn, hostOwned),
+    nr_pages: oneIn(5, d.size) ? d.size % 4 : between(VM_MIN_PAGES, VM_MIN_PAGES + 5, d.size >>> 3),
+  })),
+  __pkvm_teardown_vm: rule(3, ['_', '_', '_', '_', '_', 'vm'], (d, model, ctx) => ({ vm: pickVm(ctx, model, d.vm) })),
+};
+
+/** The draw word a guest call picks its VM with (the third): with no VM, it decides whether to make one. */
+const VM_WORD = 2;
+
+const draws = fc.array(fc.nat({ max: 0xffffffff }), { minLength: 6, maxLength: 6 });
+
+/** Ownership calls with their weights: what a sequence is made of. */
+const OWNERSHIP_MIX: readonly [CallName, number][] = Object.entries(OWNERSHIP_RULES).map(([call, r]) => [call as OwnershipCall, r.weight]);
+
+export const stepArb = (mix: readonly [CallName, number][] = OWNERSHIP_MIX): fc.Arbitrary<AbstractStep> =>
+  fc.oneof(...mix.map(([call, weight]) => ({ arbitrary: draws.map((d) => ({ call, d })), weight })));
+
+export const sequenceArb = (maxSteps: number, step: fc.Arbitrary<AbstractStep> = stepArb()): fc.Arbitrary<AbstractStep[]> =>
+  fc.array(step, { minLength: 1, maxLength: maxSteps, size: 'max' });
+
+const isOwnershipCall = (call: CallName): call is OwnershipCall => call in OWNERSHIP_RULES;
+
+function concrete<C extends OwnershipCall>(call: C, d: readonly number[], model: State, ctx: ResolveContext): TraceStep {
+  return { call, args: OWNERSHIP_RULES[call].args(d, model, ctx) } as TraceStep;
 }
 
 /** Resolves an abstract step against the live model into a concrete trace step. */
 export function resolve(s: AbstractStep, model: State, ctx: ResolveContext): TraceStep {
   if (s.fixed) return s.fixed;
-  const [a, b, c, e, f, g] = s.d;
-  switch (s.call) {
-    case 'host_access':
-      return { call: s.call, args: { pfn: pickPage(ctx, model, a, hostNoPage), write: b % 2 === 0 } };
-    case '__pkvm_host_share_hyp':
-      return { call: s.call, args: { pfn: pickPage(ctx, model, a, hostOwned) } };
-    case '__pkvm_host_unshare_hyp':
-      return { call: s.call, args: { pfn: pickPage(ctx, model, a, c % 2 ? lentToHyp : pinned) } };
-    case '__pkvm_host_donate_hyp':
-      return { call: s.call, args: pickRange(ctx, model, a, b, hostOwned) };
-    case '__pkvm_hyp_donate_host':
-      return { call: s.call, args: pickRange(ctx, model, a, b, hypFree) };
-    case '__pkvm_host_share_ffa':
-      return { call: s.call, args: pickRange(ctx, model, a, b, c % 2 ? hostOwned : guestShared) };
-    case '__pkvm_host_unshare_ffa':
-      return { call: s.call, args: pickRange(ctx, model, a, b, c % 3 ? lentToFfa : lentToHyp) };
-    case 'hyp_pin_shared_mem':
-      return { call: s.call, args: pickRange(ctx, model, a, b, lentToHyp) };
-    case 'hyp_unpin_shared_mem':
-      return { call: s.call, args: pickRange(ctx, model, a, b, c % 2 ? pinned : lentToHyp) };
-    case '__pkvm_host_share_guest': {
-      if (model.vms.size === 0 && c % 5 !== 0) return resolve({ call: '__pkvm_init_vm', d: s.d }, model, ctx); // a guest needs a VM first
-      const vm = pickVm(ctx, model, c);
-      const huge = b % 8 === 0;
-      const pfn = huge ? pickPage(ctx, model, a) & ~(PTRS_PER_TABLE - 1) : pickPage(ctx, model, a, e % 2 ? guestShared : lentToHyp);
-      const gfn = huge ? pickGfn(model, vm, ctx, e, false) & ~(PTRS_PER_TABLE - 1) : pickGfn(model, vm, ctx, e, false);
-      const nr_pages = huge ? PTRS_PER_TABLE : b % 16 === 1 ? [0, 2, 511][(b >>> 4) % 3] : 1;
-      return { call: s.call, args: { pfn, gfn, nr_pages, vm, prot: PROTS[f % 8] } };
-    }
-    case '__pkvm_host_unshare_guest': {
-      if (model.vms.size === 0 && c % 5 !== 0) return resolve({ call: '__pkvm_init_vm', d: s.d }, model, ctx);
-      const vm = pickVm(ctx, model, c);
-      const gfn = pickGfn(model, vm, ctx, e, true);
-      // Mostly the size the gfn was shared with; sometimes the other one (-E2BIG) or a bad one.
-      const handle = typeof vm === 'number' ? vm : [...ctx.vmSteps].find(([, st]) => st === vm.ref)?.[0];
-      const shared = handle === undefined ? undefined : model.vms.get(handle)?.gfns.get(gfn)?.nr;
-      const other = shared === PTRS_PER_TABLE ? 1 : PTRS_PER_TABLE;
-      const nr_pages = b % 17 === 1 ? 0 : b % 4 === 0 ? other : (shared ?? 1);
-      return { call: s.call, args: { gfn, nr_pages, vm } };
-    }
-    case '__pkvm_init_vm': {
-      const pfn = pickPage(ctx, model, a, hostOwned);
-      return { call: s.call, args: { pfn, nr_pages: b % 5 === 0 ? b % 4 : VM_MIN_PAGES + (b >>> 3) % 6 } };
-    }
-    case '__pkvm_teardown_vm':
-      return { call: s.call, args: { vm: pickVm(ctx, model, g) } };
-    default:
-      throw new Error(`resolve: ${s.call} is generated by its own area`);
-  }
+  if (!isOwnershipCall(s.call)) throw new Error(`resolve: ${s.call} is generated by its own area`);
+  const guest = s.call === '__pkvm_host_share_guest' || s.call === '__pkvm_host_unshare_guest';
+  if (guest && needsVm(model, s.d[VM_WORD])) return concrete('__pkvm_init_vm', s.d, model, ctx);
+  return concrete(s.call, s.d, model, ctx);
 }
 
 /** After a step ran: remember its pages and any VM it created. */
