@@ -1,0 +1,269 @@
+// The real-kernel target: Linux 6.12's hypervisor under QEMU, driven through the agent. Each step
+// is one round trip: the call and a probe of every page of its footprint go in one batch. The
+// model stays the oracle; what the real hypervisor would answer with a panic (a host access to a
+// page it does not own, unpinning a page that is not pinned: docs/semantics.md) is not sent, and
+// for a forbidden access the probe must show that the host stage-2 would fault.
+import type { Call, CallName } from '../../types/calls';
+import type { MachineConfig } from '../../types/config';
+import { PTRS_PER_TABLE } from '../../types/config';
+import { isMemory } from '../../model/range';
+import { nonDefaultPages, page, type State } from '../../model/state';
+import { OP, REFUSED, type Op, type OpCode, type OpResult } from '../kernel/abi';
+import { decodeProbe, describeModelPage, describeProbe, hostReaches, probeAgrees } from '../kernel/probe';
+import { Machine, MachineDown } from '../kernel/qemu';
+import { KERNEL_RAM_MIB, RAM_FIRST_PFN, Relocation, windowPages } from '../kernel/relocate';
+import type { Failure } from '../suite-types';
+import { TargetFailure, type Footprint, type Target } from '../target';
+import { hex } from '../vocabulary';
+
+/** The calls of our vocabulary that 6.12's hypervisor runs, and the op that runs each. */
+const OPS: Partial<Record<CallName, OpCode>> = {
+  __pkvm_host_share_hyp: OP.SHARE_HYP,
+  __pkvm_host_unshare_hyp: OP.UNSHARE_HYP,
+  __pkvm_host_donate_hyp: OP.DONATE_HYP,
+  __pkvm_hyp_donate_host: OP.HYP_DONATE_HOST,
+  __pkvm_host_share_ffa: OP.SHARE_FFA,
+  __pkvm_host_unshare_ffa: OP.UNSHARE_FFA,
+  hyp_pin_shared_mem: OP.PIN,
+  hyp_unpin_shared_mem: OP.UNPIN,
+};
+
+export const KERNEL_CALLS: readonly CallName[] = [...(Object.keys(OPS) as CallName[]), 'host_access'];
+
+export interface KernelTargetOptions {
+  readonly imageDir: string;
+  readonly timeoutMs?: number;
+}
+
+/** Counts a run reports: what was sent, what was held back, how often the machine was rebooted. */
+export interface KernelStats {
+  sent: number;
+  notSent: number;
+  reboots: number;
+  bootMs: number[];
+}
+
+export class KernelTarget implements Target {
+  readonly name = 'kernel';
+  /** The kernel's own hyp memory lies outside the window: the model starts every page host-owned. */
+  readonly reserved = [];
+  readonly stats: KernelStats = { sent: 0, notSent: 0, reboots: 0, bootMs: [] };
+  private machine: Machine | null = null;
+  private reloc: Relocation | null = null;
+  /** Probes taken with the last call, by trace pfn. */
+  private probes = new Map<number, OpResult>();
+  /** 2 MiB blocks (trace pfn / 512) the sequence touched: the end check scans these. */
+  private touchedBlocks = new Set<number>();
+  /** The console of the last machine that went down, for replay output. */
+  lastConsole = '';
+
+  constructor(
+    readonly config: MachineConfig,
+    private readonly opts: KernelTargetOptions,
+  ) {
+    windowPages(config); // refuse a config the window cannot hold before booting anything
+  }
+
+  supports(call: CallName): boolean {
+    return KERNEL_CALLS.includes(call);
+  }
+
+  /** The relocation in force (boots the machine if needed). */
+  relocation(): Relocation {
+    this.boot();
+    return this.reloc!;
+  }
+
+  private boot(): Machine {
+    if (this.machine) return this.machine;
+    const pages = windowPages(this.config);
+    const m = new Machine({
+      imageDir: this.opts.imageDir,
+      windowBase: (RAM_FIRST_PFN + KERNEL_RAM_MIB * 256) * 4096,
+      windowBytes: pages * 4096,
+      ramMiB: KERNEL_RAM_MIB + pages / 256,
+      timeoutMs: this.opts.timeoutMs,
+    });
+    this.reloc = new Relocation(this.config, m.hello);
+    this.stats.bootMs.push(m.bootMs);
+    this.machine = m;
+    return m;
+  }
+
+  /** Stops the machine (the next call boots a fresh one). */
+  close(): void {
+    this.machine?.close();
+    this.machine = null;
+  }
+
+  private run(ops: readonly Op[], step: number): OpResult[] {
+    const m = this.boot();
+    try {
+      return m.run(ops);
+    } catch (e) {
+      if (!(e instanceof MachineDown)) throw e;
+      this.lastConsole = e.console;
+      this.machine = null;
+      m.close();
+      throw new TargetFailure({ property: 'kernel-alive', step, message: `${e.message}${panicSummary(e.console)}` });
+    }
+  }
+
+  reset(model: State): void {
+    this.probes.clear();
+    const blocks = this.touchedBlocks;
+    this.touchedBlocks = new Set();
+    if (!this.machine) return;
+    // Undo what the model says the sequence left behind; if that fails, start a fresh machine.
+    const ops = cleanupOps(model, (p) => this.reloc!.pfn(p));
+    try {
+      const res = ops.length > 0 ? this.run(ops, 0) : [];
+      const clean = res.every((r) => r.ret === 0) && this.scanBlocks(blocks, model, 0) === null;
+      if (clean) return;
+    } catch (e) {
+      if (!(e instanceof TargetFailure)) throw e;
+    }
+    this.stats.reboots++;
+    this.close();
+  }
+
+  execute(call: Call, want: number, touched: Footprint, step: number): number {
+    const r = this.relocation();
+    this.touch(call);
+    const probes: Op[] = touched.pages.map((p) => ({ op: OP.PROBE, a: r.pfn(p), b: 0 }));
+    const op = this.opFor(call, want);
+    const res = this.run(op ? [op, ...probes] : probes, step);
+    this.probes.clear();
+    touched.pages.forEach((p, i) => this.probes.set(p, res[i + (op ? 1 : 0)]));
+    if (!op) {
+      this.stats.notSent++;
+      return want;
+    }
+    if (res[0].ret === REFUSED) {
+      // The range reaches RAM outside the window: the machine cannot express it (docs/kernel.md).
+      this.stats.notSent++;
+      return want;
+    }
+    this.stats.sent++;
+    return op.op === OP.HOST_READ || op.op === OP.HOST_WRITE ? 0 : res[0].ret;
+  }
+
+  /** The op that runs a call, or null when the call is not sent (it would panic, or touches no memory). */
+  private opFor(call: Call, want: number): Op | null {
+    const r = this.reloc!;
+    if (call.call === 'host_access') {
+      const a = call.args;
+      if (want !== 0 || !isMemory(this.config, a.pfn)) return null;
+      return a.write ? { op: OP.HOST_WRITE, a: r.pfn(a.pfn), b: 0x706b766d2d636b00 + (a.pfn % 256) } : { op: OP.HOST_READ, a: r.pfn(a.pfn), b: 0 };
+    }
+    const code = OPS[call.call];
+    if (code === undefined) throw new Error(`the kernel target cannot run ${call.call}`);
+    // 6.12's hyp_unpin_shared_mem() BUG()s on a page whose count is zero: only what the model lets through is sent.
+    if (code === OP.UNPIN && want !== 0) return null;
+    const a = call.args as { pfn: number; nr_pages?: number };
+    return { op: code, a: r.pfn(a.pfn), b: a.nr_pages ?? 1 };
+  }
+
+  private touch(call: Call): void {
+    const a = call.args as Partial<{ pfn: number; nr_pages: number }>;
+    if (a.pfn === undefined) return;
+    const nr = Math.min(a.nr_pages ?? 1, PTRS_PER_TABLE * 8);
+    for (let b = Math.floor(a.pfn / PTRS_PER_TABLE); b <= Math.floor((a.pfn + Math.max(nr, 1) - 1) / PTRS_PER_TABLE); b++)
+      if (isMemory(this.config, b * PTRS_PER_TABLE) || isMemory(this.config, a.pfn)) this.touchedBlocks.add(b);
+  }
+
+  check(model: State, _call: Call, _result: number, touched: Footprint, n: number): Failure | null {
+    for (const p of touched.pages) {
+      if (!isMemory(model.config, p)) continue;
+      const got = this.probes.get(p);
+      if (!got) continue;
+      const probe = decodeProbe(got);
+      const want = page(model, p);
+      if (!probeAgrees(want, probe))
+        return { property: 'state-agrees', step: n, message: `pfn ${hex(p)} (kernel pfn ${hex(this.reloc!.pfn(p))}): model ${describeModelPage(want)}, kernel ${describeProbe(probe)}` };
+      const owned = want.owner === 'host';
+      if (hostReaches(probe) !== owned)
+        return { property: 'host-reaches-only-its-pages', step: n, message: `pfn ${hex(p)}: the host ${owned ? 'owns it but its stage-2 blocks it' : `does not own it but its stage-2 lets it through (${describeProbe(probe)})`}` };
+    }
+    return null;
+  }
+
+  pending(): Failure | null {
+    return null;
+  }
+
+  finish(model: State, steps: number): Failure | null {
+    try {
+      return this.scanBlocks(this.touchedBlocks, model, steps);
+    } catch (e) {
+      if (e instanceof TargetFailure) return e.failure;
+      throw e;
+    }
+  }
+
+  /**
+   * Every page of the blocks the sequence touched: those the model says are in their boot state
+   * must scan clean; the others are probed and compared one by one.
+   */
+  private scanBlocks(blocks: ReadonlySet<number>, model: State, step: number): Failure | null {
+    const r = this.reloc;
+    if (!r || blocks.size === 0) return null;
+    const ops: Op[] = [];
+    const probed: number[] = [];
+    for (const b of [...blocks].sort((x, y) => x - y)) {
+      let runStart = -1;
+      const flush = (end: number): void => {
+        if (runStart >= 0) ops.push({ op: OP.SCAN, a: r.pfn(runStart), b: end - runStart });
+        runStart = -1;
+      };
+      for (let p = b * PTRS_PER_TABLE; p < (b + 1) * PTRS_PER_TABLE; p++) {
+        if (!isMemory(model.config, p)) {
+          flush(p);
+          continue;
+        }
+        if (model.pages.has(p)) {
+          flush(p);
+          probed.push(p);
+          ops.push({ op: OP.PROBE, a: r.pfn(p), b: 0 });
+        } else if (runStart < 0) runStart = p;
+      }
+      flush((b + 1) * PTRS_PER_TABLE);
+    }
+    const res = this.run(ops, step);
+    let k = 0;
+    for (let i = 0; i < ops.length; i++) {
+      const o = ops[i];
+      if (o.op === OP.SCAN) {
+        if (res[i].ret !== 0)
+          return { property: 'state-agrees', step, message: `${res[i].ret} page(s) the model says are the host's, untouched, are not: first kernel pfn ${hex(Number(res[i].v[0]))} (host pte ${hex(Number(res[i].v[1] & 0xffffffffffffn))}, hyp pte ${hex(Number(res[i].v[2] & 0xffffffffffffn))})` };
+        continue;
+      }
+      const p = probed[k++];
+      const probe = decodeProbe(res[i]);
+      if (!probeAgrees(page(model, p), probe)) return { property: 'state-agrees', step, message: `pfn ${hex(p)} at the end: model ${describeModelPage(page(model, p))}, kernel ${describeProbe(probe)}` };
+    }
+    return null;
+  }
+}
+
+/** Ops that return every page the model says is not in its boot state to the host, unpinned and unshared. */
+function cleanupOps(model: State, real: (p: number) => number): Op[] {
+  const unpin: Op[] = [];
+  const unshare: Op[] = [];
+  const giveBack: Op[] = [];
+  for (const [p, pg] of nonDefaultPages(model)) {
+    const a = real(p);
+    for (let i = 0; i < pg.pins; i++) unpin.push({ op: OP.UNPIN, a, b: 1 });
+    if (pg.hyp) unshare.push({ op: OP.UNSHARE_HYP, a, b: 1 });
+    if (pg.ffa) unshare.push({ op: OP.UNSHARE_FFA, a, b: 1 });
+    if (pg.owner === 'hyp') giveBack.push({ op: OP.HYP_DONATE_HOST, a, b: 1 });
+  }
+  return [...unpin, ...unshare, ...giveBack];
+}
+
+/** The hypervisor's own words from a console, for a failure message. */
+function panicSummary(console: string): string {
+  const lines = console.split('\n');
+  const at = lines.findIndex((l) => /nVHE hyp (BUG|panic) at|Kernel panic/.test(l));
+  return at < 0 ? '' : `: ${lines[at].replace(/^\[[^\]]*\]\s*/, '').trim()}`;
+}
