@@ -1,10 +1,9 @@
 // The abstraction function: reads hyp's tables and metadata back into the model's vocabulary, so
 // that the two can be compared page by page (footprint) or as a whole.
-import { PA_PFNS } from '../types/config';
 import type { Page } from '../model/state';
 import { formatProt, hex } from './vocabulary';
 import type { Pkvm } from '../hyp/pkvm';
-import { KVM_PGTABLE_PROT_SW0, KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, type WalkEntry, kvm_granule_pages, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
+import { KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, kvm_granule_pages, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL } from '../hyp/vmemmap';
 import { annotationOwner, isValid, isZero, translate } from './walk';
 

@@ -148,7 +148,6 @@ export function resolveSnapshotStep(draw: readonly number[], model: State, confi
     if (mc.length >= need + delta) break;
     mc.push(pick.run(1));
   }
-  const need = estimateTables(model, [desc, pgd, pgd + 1, used, ...mc]);
   // The array's size in pages (512 entries each): 0 is too short for any copy; more than one page
   // only matters on machines whose host stage-2 has hundreds of table pages.
   const usedChoices = [1, 1, 1, 1, 0, 2, 1, 0];
