@@ -7,7 +7,9 @@
 // Descriptor layout (byte offsets in the descriptor page; offset 0 is left free):
 //   8 pgd (PA)   16 pgd_pages   24 mc.head (PA)   32 mc.nr_pages   40 used (PA)
 //   48 num_used_pages (the array's size in pages; 8-byte entries)   56 used_pages_indx
-// Any setup failure (misaligned address, a page the host may not give) is -EPERM, as in the kernel.
+// As in the kernel, any setup failure (misaligned address, a page the host may not give) is -EPERM;
+// then a non-zero used_pages_indx is -EINVAL, a PGD shorter than the host's or a memcache shorter
+// than its table count -ENOMEM.
 import { EINVAL, ENOMEM, EPERM } from '../types/errno';
 import type { Hyp } from './mem_protect';
 import * as pt from './pgtable';
@@ -38,8 +40,9 @@ export interface KvmPgtableSnapshot {
 export interface SnapshotSetup {
   desc: number; // pfn, -1 when not taken
   pgd: readonly [number, number] | null; // [pfn, nr]
-  /** Memcache pages taken (pfns), in list order; the PA whose donation failed, if any. */
+  /** Memcache pages taken (pfns), in list order. */
   readonly mc: number[];
+  /** The memcache PA whose donation failed, if any (it was not taken). */
   mc_failed: number | null;
   used: readonly [number, number] | null;
 }
