@@ -14,6 +14,7 @@ import { runSteps } from './sequence';
 import type { Failure } from './suite-types';
 import { encodeTrace, replayCommandLine, TRACE_FORMAT, traceFileName, writeTrace, type TraceFile } from './trace/file';
 import type { TraceStep } from './vocabulary';
+import { targetFlags, type TargetSpec } from './targets/spec';
 
 export interface TraceContext {
   readonly config: MachineConfig;
@@ -21,6 +22,8 @@ export interface TraceContext {
   readonly seed: number | null;
   /** Where the trace goes (created if needed). */
   readonly outDir: string;
+  /** The target it failed on; the fresh-process check and the replay command use it too. */
+  readonly target?: TargetSpec;
 }
 
 export interface SavedCounterexample {
@@ -41,12 +44,12 @@ const CLI = fileURLToPath(new URL('../bin/pkvm-check.js', import.meta.url));
  * Replays the trace's text with `pkvm-check replay` in a new process; null when it fails there with
  * the same property, else what happened instead.
  */
-export function freshProcessProblem(t: TraceFile): string | null {
+export function freshProcessProblem(t: TraceFile, target?: TargetSpec): string | null {
   const dir = mkdtempSync(join(tmpdir(), 'pkvm-check-verify-'));
   try {
     const file = join(dir, traceFileName(t.failure?.property ?? 'trace', t.steps));
     writeFileSync(file, encodeTrace(t));
-    const r = spawnSync(process.execPath, [CLI, 'replay', file, '--json'], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+    const r = spawnSync(process.execPath, [CLI, 'replay', file, '--json', ...targetFlags(target)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
     if (r.status !== 1) return `replayed in a fresh process it exited ${r.status ?? r.signal}${r.status === 0 ? ' (clean)' : `: ${r.stderr.trim().split('\n')[0]}`}`;
     const got = (JSON.parse(r.stdout) as { traces: { failure: { property: string } | null }[] }).traces[0]?.failure?.property;
     return got === t.failure?.property ? null : `replayed in a fresh process it fails with ${got}, not ${t.failure?.property}`;
@@ -56,8 +59,8 @@ export function freshProcessProblem(t: TraceFile): string | null {
 }
 
 /** Writes `t` after checking it in a fresh process; never throws for a disk that refuses it. */
-export function saveTrace(t: TraceFile, outDir: string): { path: string | null; problem: string | null } {
-  const flaky = freshProcessProblem(t);
+export function saveTrace(t: TraceFile, outDir: string, target?: TargetSpec): { path: string | null; problem: string | null } {
+  const flaky = freshProcessProblem(t, target);
   if (flaky !== null) return { path: null, problem: `flaky: the trace was not saved, ${flaky}` };
   try {
     return { path: writeTrace(outDir, t.failure?.property ?? 'trace', t), problem: null };
@@ -87,12 +90,12 @@ export function saveCounterexample(ls: Lockstep, steps: readonly TraceStep[], fa
   const kept = out.failure ? out : runSteps(ls, steps);
   const found = kept.failure ?? failure;
   const trace: TraceFile = { format: TRACE_FORMAT, config: ctx.config, inject: ctx.inject, seed: ctx.seed, steps: withExpectations(kept.steps, ls.modelResults), failure: found };
-  const saved = kept.failure ? saveTrace(trace, ctx.outDir) : { path: null, problem: 'flaky: the failing steps passed when re-run from boot' };
+  const saved = kept.failure ? saveTrace(trace, ctx.outDir, ctx.target) : { path: null, problem: 'flaky: the failing steps passed when re-run from boot' };
   return { failure: found, steps: trace.steps, path: saved.path, text: encodeTrace(trace), problem: saved.problem };
 }
 
 /** What a failed property says about its trace: the replay command, or why there is none. */
-export function traceReport(saved: SavedCounterexample, inject: string | null): string {
-  if (saved.path !== null) return `counterexample (${saved.steps.length} steps): ${saved.path}\nreplay: ${replayCommandLine(saved.path, inject)}`;
+export function traceReport(saved: SavedCounterexample, inject: string | null, target?: TargetSpec): string {
+  if (saved.path !== null) return `counterexample (${saved.steps.length} steps): ${saved.path}\nreplay: ${replayCommandLine(saved.path, inject, target)}`;
   return `${saved.problem}; the trace:\n${saved.text}`;
 }

@@ -235,7 +235,7 @@ const VM_WORD = 2;
 const draws = fc.array(fc.nat({ max: 0xffffffff }), { minLength: 6, maxLength: 6 });
 
 /** Ownership calls with their weights: what a sequence is made of. */
-const OWNERSHIP_MIX: readonly [CallName, number][] = Object.entries(OWNERSHIP_RULES).map(([call, r]) => [call as OwnershipCall, r.weight]);
+export const OWNERSHIP_MIX: readonly [CallName, number][] = Object.entries(OWNERSHIP_RULES).map(([call, r]) => [call as OwnershipCall, r.weight]);
 
 export const stepArb = (mix: readonly [CallName, number][] = OWNERSHIP_MIX): fc.Arbitrary<AbstractStep> =>
   fc.oneof(...mix.map(([call, weight]) => ({ arbitrary: draws.map((d) => ({ call, d })), weight })));

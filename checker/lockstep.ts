@@ -61,6 +61,11 @@ export class Lockstep {
     this.modelResults = [];
   }
 
+  /** Releases the target (powers a kernel's machine off). */
+  close(): void {
+    this.target.close();
+  }
+
   /** Runs step `index` (0-based); returns the failure, if any. */
   step(ts: TraceStep, index: number): Failure | null {
     const n = index + 1;

@@ -6,8 +6,8 @@ import { footprint, type Lockstep } from './lockstep';
 import { makeLockstep } from './suites';
 import type { TraceFile } from './trace/file';
 import { formatCall, formatResult, hex, InputError, resolveStep } from './vocabulary';
-import { abstractPage, pageKey } from './abstraction';
-import { ptdump } from '../hyp/ptdump';
+import { pageKey } from './abstraction';
+import { SIM, type TargetSpec } from './targets/spec';
 
 export interface ReplayResult {
   readonly ok: boolean;
@@ -30,11 +30,21 @@ function describe(model: State, pfn: number): string {
 }
 
 /** Runs a trace; `inject` overrides the trace's own bug when not undefined. */
-export function replayTrace(file: string, trace: TraceFile, inject: string | null | undefined): ReplayResult {
+export function replayTrace(file: string, trace: TraceFile, inject: string | null | undefined, target: TargetSpec = SIM): ReplayResult {
   const bug = inject === undefined ? trace.inject : inject;
-  const ls: Lockstep = makeLockstep(bug, trace.config);
+  const ls: Lockstep = makeLockstep(bug, trace.config, target);
+  try {
+    return replayOn(ls, file, trace, bug);
+  } finally {
+    ls.close();
+  }
+}
+
+function replayOn(ls: Lockstep, file: string, trace: TraceFile, bug: string | null): ReplayResult {
   ls.reset();
-  const lines = [`${file}: ${trace.steps.length} steps${bug ? `, with bug ${bug}` : ', correct implementation'}${trace.seed !== null ? `, seed ${trace.seed}` : ''}`];
+  const on = ls.target.name === 'sim' ? '' : ` on the ${ls.target.name}`;
+  const lines = [`${file}: ${trace.steps.length} steps${bug ? `, with bug ${bug}` : ', correct implementation'}${on}${trace.seed !== null ? `, seed ${trace.seed}` : ''}`];
+  lines.push(...ls.target.notes().map((l) => `  ${l}`));
   let failure: Failure | null = null;
   for (let i = 0; i < trace.steps.length && !failure; i++) {
     const step = trace.steps[i];
@@ -66,17 +76,16 @@ export function replayTrace(file: string, trace: TraceFile, inject: string | nul
 }
 
 /**
- * At the failing step: the model's and hyp's view of every page the message names, and a ptdump of
- * the host stage-2 over the 2 MiB around each.
+ * At the failing step: the model's and the target's view of every page the message names, and what
+ * the target adds (a ptdump of the host stage-2 over the 2 MiB around it, or the raw probe).
  */
 function affected(ls: Lockstep, f: Failure): string[] {
   const pfns = [...new Set([...f.message.matchAll(/pfn (0x[0-9a-f]+)/g)].map((m) => Number(m[1])))].slice(0, SHOWN);
-  const blocks = [...new Set(pfns.map((p) => p - (p % 512)))];
-  return [
-    ...pfns.flatMap((pfn) => [
-      `        pfn ${hex(pfn)} expected (model): ${pageKey(page(ls.model, pfn))}`,
-      `        pfn ${hex(pfn)} found (hyp):      ${pageKey(abstractPage(ls.hyp, pfn))}`,
-    ]),
-    ...blocks.flatMap((b) => [`        host stage-2, ${hex(b * 4096)}-${hex((b + 512) * 4096)}:`, ...ptdump(ls.hyp.host_mmu, b, 512).map((l) => `          ${l}`)]),
-  ];
+  const seen = new Set<string>();
+  return pfns.flatMap((pfn) => {
+    const { found, detail } = ls.target.explain(pfn);
+    const fresh = detail.filter((l) => !seen.has(l));
+    for (const l of fresh) seen.add(l);
+    return [`        pfn ${hex(pfn)} expected (model): ${pageKey(page(ls.model, pfn))}`, `        pfn ${hex(pfn)} found (${ls.target.name === 'sim' ? 'hyp' : ls.target.name}):${' '.repeat(ls.target.name === 'sim' ? 6 : 3)}${found}`, ...fresh.map((l) => `        ${l}`)];
+  });
 }

@@ -1,4 +1,5 @@
 // What a suite run takes and reports; shared by the CLI, the reports and the vitest suite.
+import type { TargetSpec } from './targets/spec';
 
 export type SuiteName = 'ownership' | 'snapshot' | 'unwinder';
 export const SUITE_NAMES: readonly SuiteName[] = ['ownership', 'snapshot', 'unwinder'];
@@ -11,6 +12,8 @@ export interface SuiteOptions {
   readonly inject: string | null;
   /** Where counterexample traces are written. */
   readonly outDir: string;
+  /** What the run checks: the simulation (default) or the real kernel. */
+  readonly target?: TargetSpec;
   readonly onProgress?: (p: Progress) => void;
 }
 

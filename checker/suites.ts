@@ -9,7 +9,9 @@ import { unwindStepArb } from './unwinder/generators';
 import { snapshotHandler } from './snapshot/handler';
 import { resolveSnapshotStep, snapshotStepArb } from './snapshot/generators';
 import { resolveShapeStep, shapeStepArb } from './snapshot/shapes';
-import { resolve, sequenceArb, stepArb, type AbstractStep } from './generators';
+import { OWNERSHIP_MIX, resolve, sequenceArb, stepArb, type AbstractStep } from './generators';
+import { makeTarget, SIM, targetSupports, type TargetSpec } from './targets/spec';
+import type { CallName } from '../types/calls';
 import type { CallHandler } from './handlers';
 import { saveCounterexample, type SavedCounterexample, type TraceContext } from './counterexample';
 import { Lockstep } from './lockstep';
@@ -18,30 +20,49 @@ import type { Coverage, SuiteName, SuiteOptions, SuiteResult } from './suite-typ
 import type { TraceStep } from './vocabulary';
 
 export interface SuiteDef {
-  /** What one step of a sequence is made of, and at most how many steps a sequence has. */
-  readonly step: fc.Arbitrary<AbstractStep>;
+  /**
+   * What one step of a sequence is made of, given what the target can run (the real kernel runs
+   * fewer calls than the simulation), and at most how many steps a sequence has.
+   */
+  readonly step: (supports: (call: CallName) => boolean) => fc.Arbitrary<AbstractStep>;
   readonly resolve: Resolver;
   readonly maxSteps?: number;
 }
 
 export const SUITES: Partial<Record<SuiteName, SuiteDef>> = {
-  ownership: { step: stepArb(), resolve },
+  ownership: { step: (supports) => stepArb(OWNERSHIP_MIX.filter(([call]) => supports(call))), resolve },
   // Snapshots of host stage-2s of random shape: one step in three is a snapshot.
   snapshot: {
-    step: fc.oneof(
-      { weight: 2, arbitrary: shapeStepArb.map((d): AbstractStep => ({ call: 'host_access', d })) },
-      { weight: 1, arbitrary: snapshotStepArb(DEFAULT_CONFIG).map((d): AbstractStep => ({ call: '__pkvm_host_stage2_snapshot', d })) },
-    ),
+    step: () =>
+      fc.oneof(
+        { weight: 2, arbitrary: shapeStepArb.map((d): AbstractStep => ({ call: 'host_access', d })) },
+        { weight: 1, arbitrary: snapshotStepArb(DEFAULT_CONFIG).map((d): AbstractStep => ({ call: '__pkvm_host_stage2_snapshot', d })) },
+      ),
     resolve: (s, model, ctx) => (s.call === '__pkvm_host_stage2_snapshot' ? resolveSnapshotStep(s.d, model, ctx.config) : resolveShapeStep(s.d, model, ctx.config)),
     maxSteps: 30,
   },
   // Unwinder scenarios are independent of the stage-2 state: short sequences of panics.
-  unwinder: { step: unwindStepArb.map((t): AbstractStep => ({ call: 'hyp_panic', d: [], fixed: t })), resolve, maxSteps: 4 },
+  unwinder: { step: () => unwindStepArb.map((t): AbstractStep => ({ call: 'hyp_panic', d: [], fixed: t })), resolve, maxSteps: 4 },
 };
 
-/** A lockstep runner with `inject`'s bug (if any) in hyp or in the area that owns it. */
-export function makeLockstep(inject: string | null, config: MachineConfig = DEFAULT_CONFIG): Lockstep {
+/**
+ * A lockstep runner with `inject`'s bug (if any) in hyp or in the area that owns it, on the given
+ * target (a kernel target has the bug built into its image already).
+ */
+export function makeLockstep(inject: string | null, config: MachineConfig = DEFAULT_CONFIG, target: TargetSpec = SIM): Lockstep {
+  if (target.name !== 'sim') return new Lockstep(config, makeTarget(target, config, []), {});
   return new Lockstep(config, hypBugsFor(inject), handlersFor(inject));
+}
+
+/** The calls a suite cannot run on a target: a suite is available there only when this is empty. */
+export function unsupportedCalls(name: SuiteName, target: TargetSpec | TargetSpec['name']): CallName[] {
+  const spec: TargetSpec = typeof target === 'string' ? (target === 'sim' ? SIM : { name: 'kernel', imageDir: '' }) : target;
+  const wanted: Record<SuiteName, readonly CallName[]> = {
+    ownership: ['host_access'],
+    snapshot: ['__pkvm_host_stage2_snapshot'],
+    unwinder: ['hyp_panic'],
+  };
+  return wanted[name].filter((c) => !targetSupports(spec, c));
 }
 
 /** Every area's handlers, so any trace replays whatever calls it mixes. */
@@ -66,12 +87,21 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   const def = SUITES[name];
   if (!def) throw new Error(`suite ${name} is not available`);
   const started = performance.now();
-  const ls = makeLockstep(opts.inject, config);
+  const target = opts.target ?? SIM;
+  const ls = makeLockstep(opts.inject, config, target);
+  try {
+    return checkSuite(ls, def, name, opts, config, target, started);
+  } finally {
+    ls.close();
+  }
+}
+
+function checkSuite(ls: Lockstep, def: SuiteDef, name: SuiteName, opts: SuiteOptions, config: MachineConfig, target: TargetSpec, started: number): SuiteResult {
   let runsDone = 0;
   // Calls and coverage up to the first failing sequence (shrinking runs more, which they leave out).
   let callsBeforeFailure: number | null = null;
   let coverageBeforeFailure: Coverage | null = null;
-  const property = fc.property(sequenceArb(Math.min(opts.maxSteps, def.maxSteps ?? opts.maxSteps), def.step), (seq) => {
+  const property = fc.property(sequenceArb(Math.min(opts.maxSteps, def.maxSteps ?? opts.maxSteps), def.step((call) => ls.target.supports(call))), (seq) => {
     const out = runSequence(ls, seq, def.resolve);
     if (out.failure && callsBeforeFailure === null) {
       callsBeforeFailure = ls.calls;
@@ -93,7 +123,7 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
     const failure = { property: 'flaky', step: 0, message: `the shrunk sequence passed when re-run: ${res.errorInstance ? String(res.errorInstance) : 'no error'}` };
     return { ...base, ok: false, counterexample: null, failure, durationMs: performance.now() - started };
   }
-  const saved = saveCounterexample(ls, shrunk.steps, shrunk.failure, { config, inject: opts.inject, seed: opts.seed, outDir: opts.outDir });
+  const saved = saveCounterexample(ls, shrunk.steps, shrunk.failure, { config, inject: opts.inject, seed: opts.seed, outDir: opts.outDir, target });
   return {
     ...base,
     ok: false,

@@ -44,4 +44,10 @@ export interface Target {
   pending(step: number): Failure | null;
   /** The whole check at the end of a sequence of `steps` steps. */
   finish(model: State, steps: number): Failure | null;
+  /** Lines a replay prints before the steps (where the trace's pages live on this target). */
+  notes(): string[];
+  /** How the target sees a page, for a replay's failure report (after `found`). */
+  explain(pfn: number): { readonly found: string; readonly detail: string[] };
+  /** Releases what the target holds (a machine to power off); it may be used again after. */
+  close(): void;
 }

@@ -14,6 +14,8 @@ import { checkStepSummary, outputDir } from './out-dir';
 import { progressReporter } from './progress';
 import type { WorkerInput, WorkerMessage } from './run-worker';
 import { intFlag, parseFlags, UsageError } from './usage';
+import { parseTarget, TARGET_FLAGS } from './target';
+import { unsupportedCalls } from '../suites';
 
 export const DEFAULT_RUNS = 200;
 export const DEFAULT_MAX_STEPS = 80;
@@ -84,12 +86,16 @@ function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; o
     out: { type: 'string' },
     reports: { type: 'string' },
     json: { type: 'boolean' },
+    ...TARGET_FLAGS,
   });
   const suiteArg = values.suite ?? 'all';
   const available = SUITE_NAMES.filter((s) => SUITES[s]);
   if (suiteArg !== 'all' && !(SUITE_NAMES as readonly string[]).includes(suiteArg)) throw new UsageError(`--suite: expected ownership, snapshot, unwinder or all, got "${suiteArg}"`);
   if (suiteArg !== 'all' && !SUITES[suiteArg as SuiteName]) throw new UsageError(`--suite: "${suiteArg}" is not available in this build`);
-  const suites: SuiteName[] = suiteArg === 'all' ? available : [suiteArg as SuiteName];
+  // On the kernel, `all` means the suites it can run; naming another is an error.
+  const onKernel = (s: SuiteName): boolean => values.target !== 'kernel' || unsupportedCalls(s, 'kernel').length === 0;
+  if (suiteArg !== 'all' && !onKernel(suiteArg as SuiteName)) throw new UsageError(`--suite ${suiteArg}: the kernel target does not run it yet (it runs the ownership suite)`);
+  const suites: SuiteName[] = suiteArg === 'all' ? available.filter(onKernel) : [suiteArg as SuiteName];
   const bug = parseInject(values.inject, suites, suiteArg === 'all' ? 'run' : `--suite ${suiteArg}`);
   const request: RunRequest = {
     suite: suiteArg as SuiteName | 'all',
@@ -101,14 +107,16 @@ function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; o
   const outDir = outputDir('out', values.out, 'counterexamples');
   const reportsDir = outputDir('reports', values.reports, 'reports');
   checkStepSummary(process.env.GITHUB_STEP_SUMMARY);
-  return { request, suites, outDir, reportsDir, json: values.json === true };
+  // Last, since it may build a kernel: every other flag was checked first.
+  const target = parseTarget(values, request.inject);
+  return { request: { ...request, target }, suites, outDir, reportsDir, json: values.json === true };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { request, suites, outDir, reportsDir, json } = parseRun(argv);
   const progress = progressReporter(process.stderr, !json && process.stderr.isTTY === true);
   const started = performance.now();
-  const opts = { runs: request.runs, seed: request.seed, maxSteps: request.maxSteps, inject: request.inject, outDir };
+  const opts = { runs: request.runs, seed: request.seed, maxSteps: request.maxSteps, inject: request.inject, outDir, target: request.target };
   // The bug is injected into every suite run; parseInject made sure one of them reaches its code.
   const { results, interrupted } = await runInWorker({ suites, opts }, (p) => progress.update(p));
   progress.done();
@@ -137,7 +145,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     return SIGNAL_STATUS[interrupted];
   }
   if (json) process.stdout.write(`${JSON.stringify(runJson(summary))}\n`);
-  else for (const r of results) process.stdout.write(describe(r, request.inject));
+  else for (const r of results) process.stdout.write(describe(r, request));
   // Whatever happened to the files, a trace that could not be written is not lost: it goes to stderr.
   for (const r of results) if (r.counterexampleProblem && json) process.stderr.write(`pkvm-check run: ${r.name}: ${r.counterexampleProblem}; the trace:\n${r.counterexampleText}`);
   if (reportError !== null) process.stderr.write(`pkvm-check run: ${reportError}\n`);
@@ -145,12 +153,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   return reportError === null ? 0 : 2;
 }
 
-function describe(r: SuiteResult, inject: string | null): string {
+function describe(r: SuiteResult, { inject, target }: RunRequest): string {
   const head = `${r.name}: ${r.ok ? 'ok' : 'FAILED'}  ${r.runs} runs, ${r.calls} calls, seed ${r.seed}, ${(r.durationMs / 1000).toFixed(1)} s\n`;
   if (r.ok || !r.failure) return head;
   const path = r.counterexample ? relative(process.cwd(), r.counterexample) : null;
   const trace = path
-    ? `  counterexample (${r.counterexampleSteps} steps): ${path}\n  replay: ${replayCommandLine(path, inject)}\n`
+    ? `  counterexample (${r.counterexampleSteps} steps): ${path}\n  replay: ${replayCommandLine(path, inject, target)}\n`
     : r.counterexampleProblem
       ? `  no counterexample written: ${r.counterexampleProblem}; the trace:\n${r.counterexampleText}`
       : '';

@@ -59,7 +59,9 @@ export class Machine {
     this.toGuest = openSync(`${fifo}.in`, constants.O_RDWR | constants.O_NONBLOCK);
     this.fromGuest = openSync(`${fifo}.out`, constants.O_RDWR | constants.O_NONBLOCK);
     const started = performance.now();
-    this.qemu = spawn('qemu-system-aarch64', qemuArgs(opts, fifo, this.consolePath), { stdio: ['ignore', 'ignore', 'pipe'] });
+    // A watchdog shell ends QEMU when this process goes away without closing it (a killed run).
+    const watchdog = 'p=$1; shift; "$@" & q=$!; while kill -0 "$p" 2>/dev/null && kill -0 "$q" 2>/dev/null; do sleep 0.5; done; kill -9 "$q" 2>/dev/null; wait "$q"';
+    this.qemu = spawn('bash', ['-c', watchdog, 'watchdog', String(process.pid), 'qemu-system-aarch64', ...qemuArgs(opts, fifo, this.consolePath)], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     this.qemu.stderr?.resume();
     const [hello] = this.receive(1);
     this.hello = decodeHello(hello);
@@ -97,7 +99,7 @@ export class Machine {
       }
     }
     this.waitExit(2_000);
-    if (this.qemu.exitCode === null) this.qemu.kill('SIGKILL');
+    if (!exited(this.qemu.pid)) killGroup(this.qemu.pid);
     closeSync(this.toGuest);
     closeSync(this.fromGuest);
     if (!keepConsole) rmSync(this.dir, { recursive: true, force: true });
@@ -159,6 +161,15 @@ export class Machine {
     this.down = true;
     this.waitExit(1_000);
     return new MachineDown(why, this.console());
+  }
+}
+
+/** QEMU and its watchdog shell are a process group of their own. */
+function killGroup(pid: number | undefined): void {
+  try {
+    if (pid !== undefined) process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
 

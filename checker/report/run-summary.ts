@@ -1,6 +1,7 @@
 // A finished (or interrupted) run as the reports see it, with the fixed orders and commands both
 // report formats share.
 import { SUITE_NAMES, type SuiteName, type SuiteResult } from '../suite-types';
+import { targetFlags, type TargetSpec } from '../targets/spec';
 
 /** A test of the vitest suite that failed, as the summary of `npm test` lists it. */
 export interface FailedTest {
@@ -32,6 +33,8 @@ export interface RunRequest {
   readonly maxSteps: number;
   readonly seed: number;
   readonly inject: string | null;
+  /** The target the run drove (the simulation when absent). */
+  readonly target?: TargetSpec;
 }
 
 /** Suites in the fixed order ownership, snapshot, unwinder, whatever order they finished in. */
@@ -41,7 +44,8 @@ export const orderedSuites = (s: RunSummary): SuiteResult[] =>
 /** The one command that re-runs a `pkvm-check run`, every option that changes its sequences spelled out. */
 export function runCommandLine(r: RunRequest): string {
   const inject = r.inject === null ? '' : ` --inject ${r.inject}`;
-  return `npx pkvm-check run --suite ${r.suite} --runs ${r.runs} --max-steps ${r.maxSteps} --seed ${r.seed}${inject}`;
+  const on = targetFlags(r.target).join(' ');
+  return `npx pkvm-check run --suite ${r.suite} --runs ${r.runs} --max-steps ${r.maxSteps} --seed ${r.seed}${inject}${on ? ` ${on}` : ''}`;
 }
 
 /** The commands that re-run this run. */

@@ -188,6 +188,25 @@ export class KernelTarget implements Target {
     return null;
   }
 
+  notes(): string[] {
+    return this.relocation()
+      .describe()
+      .map((l) => `relocated: ${l}`);
+  }
+
+  /** The state probe of the page, raw entries included. */
+  explain(pfn: number): { readonly found: string; readonly detail: string[] } {
+    const real = this.relocation().pfn(pfn);
+    try {
+      const [r] = this.run([{ op: OP.PROBE, a: real, b: 0 }], 0);
+      const p = decodeProbe(r);
+      return { found: describeProbe(p), detail: [`kernel pfn ${hex(real)}: host stage-2 pte ${hex(Number(p.hostPte))}, hyp stage-1 pte ${hex(Number(p.hypPte))}`] };
+    } catch (e) {
+      if (!(e instanceof TargetFailure)) throw e;
+      return { found: 'unknown: the machine is down', detail: hypervisorTrace(this.lastConsole) };
+    }
+  }
+
   pending(): Failure | null {
     return null;
   }
@@ -259,6 +278,15 @@ function cleanupOps(model: State, real: (p: number) => number): Op[] {
     if (pg.owner === 'hyp') giveBack.push({ op: OP.HYP_DONATE_HOST, a, b: 1 });
   }
   return [...unpin, ...unshare, ...giveBack];
+}
+
+/** The hypervisor's panic and call trace from a console, as printed. */
+export function hypervisorTrace(console: string): string[] {
+  const lines = console.split('\n').map((l) => l.replace(/^\[[^\]]*\]\s*/, '').trimEnd());
+  const at = lines.findIndex((l) => /nVHE hyp (BUG|panic) at/.test(l));
+  if (at < 0) return [];
+  const end = lines.findIndex((l, i) => i > at && /Kernel panic - not syncing|end nVHE call trace/.test(l));
+  return lines.slice(at, end < 0 ? at + 20 : end + 1);
 }
 
 /** The hypervisor's own words from a console, for a failure message. */

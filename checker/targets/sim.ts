@@ -12,7 +12,10 @@ import { BootMemo } from '../boot-memo';
 import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm } from '../invariants';
 import type { Failure } from '../suite-types';
 import { TargetFailure, type Footprint, type Target } from '../target';
-import { formatResult } from '../vocabulary';
+import { formatResult, hex } from '../vocabulary';
+import { abstractPage, pageKey } from '../abstraction';
+import { ptdump } from '../../hyp/ptdump';
+import { PTRS_PER_TABLE } from '../../types/config';
 import { annotationOwner, isValid, isZero, translate } from '../walk';
 
 export class SimTarget implements Target {
@@ -87,6 +90,21 @@ export class SimTarget implements Target {
   /** A forbidden write seen during the step, whatever ran it. */
   pending(n: number): Failure | null {
     return this.writeViolation ? { property: 'hyp-writes-only-own-pages', step: n, message: this.writeViolation } : null;
+  }
+
+  close(): void {}
+
+  notes(): string[] {
+    return [];
+  }
+
+  /** hyp's abstraction of the page, and a ptdump of the host stage-2 over its 2 MiB block. */
+  explain(pfn: number): { readonly found: string; readonly detail: string[] } {
+    const b = pfn - (pfn % PTRS_PER_TABLE);
+    return {
+      found: pageKey(abstractPage(this.hyp, pfn)),
+      detail: [`host stage-2, ${hex(b * 4096)}-${hex((b + PTRS_PER_TABLE) * 4096)}:`, ...ptdump(this.hyp.host_mmu, b, PTRS_PER_TABLE).map((l) => `  ${l}`)],
+    };
   }
 
   finish(model: State, steps: number): Failure | null {

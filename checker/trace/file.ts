@@ -2,6 +2,7 @@
 // the concrete calls, never just a seed, so it keeps replaying after the generators change. This file
 // reads and validates them (every step through the one decoder, `decodeStep`) and writes them.
 import { createHash } from 'node:crypto';
+import { targetFlags, type TargetSpec } from '../targets/spec';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MachineConfig } from '../../types/config';
@@ -213,7 +214,8 @@ const shellQuote = (s: string): string => (/^[A-Za-z0-9_./@%+=:,-]+$/.test(s) ? 
  * line then says in a CI log which bug it reproduces, and it still does if the file's field is edited.
  * Replaying on the correct implementation is the same command with `--inject none`.
  */
-export function replayCommandLine(path: string, inject: string | null): string {
+export function replayCommandLine(path: string, inject: string | null, target?: TargetSpec): string {
   const flag = inject === null ? '' : ` --inject ${shellQuote(inject)}`;
-  return `npx pkvm-check replay ${shellQuote(path)}${flag}`;
+  const on = targetFlags(target).map(shellQuote).join(' ');
+  return `npx pkvm-check replay ${shellQuote(path)}${flag}${on ? ` ${on}` : ''}`;
 }

@@ -1,0 +1,36 @@
+// `--target sim|kernel` and `--kernel-src DIR`, the same in every command that runs calls. Choosing
+// the kernel finds or builds its image here, before anything runs (kernel/setup.sh says what it does).
+import { existsSync, statSync } from 'node:fs';
+import type { CallName } from '../../types/calls';
+import { kernelImage } from '../kernel/setup';
+import { KERNEL_CALLS } from '../targets/kernel';
+import { SIM, type TargetSpec } from '../targets/spec';
+import { UsageError } from './usage';
+
+export const TARGET_FLAGS = { target: { type: 'string' }, 'kernel-src': { type: 'string' } } as const;
+
+export interface TargetRequest {
+  readonly target?: string;
+  readonly 'kernel-src'?: string;
+}
+
+/** The target named by the flags; `inject` is built into the kernel's image when the target is the kernel. */
+export function parseTarget(values: TargetRequest, inject: string | null | undefined): TargetSpec {
+  const name = values.target ?? 'sim';
+  if (name !== 'sim' && name !== 'kernel') throw new UsageError(`--target: expected sim or kernel, got "${name}"`);
+  const src = values['kernel-src'];
+  if (name === 'sim') {
+    if (src !== undefined) throw new UsageError('--kernel-src: only with --target kernel');
+    return SIM;
+  }
+  if (src !== undefined && (src === '' || !existsSync(src) || !statSync(src).isDirectory())) throw new UsageError(`--kernel-src: "${src}" is not a directory`);
+  const imageDir = kernelImage({ kernelSrc: src, inject: inject ?? null });
+  return { name: 'kernel', imageDir, ...(src === undefined ? {} : { kernelSrc: src }) };
+}
+
+/** Refuses calls the kernel target cannot run, naming them. */
+export function requireSupported(target: TargetSpec, calls: Iterable<CallName>, what: string): void {
+  if (target.name === 'sim') return;
+  const missing = [...new Set(calls)].filter((c) => !KERNEL_CALLS.includes(c));
+  if (missing.length > 0) throw new UsageError(`${what} uses ${missing.join(', ')}, which the kernel target does not run yet (it runs ${KERNEL_CALLS.join(', ')})`);
+}
