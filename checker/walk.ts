@@ -2,7 +2,7 @@
 // from raw descriptors in simulated memory. It shares nothing with hyp's walker but the bit layout,
 // so the invariants "really walk" the tables instead of asking hyp's bookkeeping.
 import type { PhysMem } from '../hyp/memory';
-import { KVM_PTE_VALID, kvm_invalid_pte_owner, kvm_pte_to_pfn } from '../hyp/pgtable';
+import { KVM_PGTABLE_LAST_LEVEL, KVM_PTE_TYPE, KVM_PTE_VALID, kvm_invalid_pte_owner, kvm_pte_to_pfn } from '../hyp/pgtable';
 import type { KvmPgtable } from '../hyp/pgtable';
 
 export interface Translation {
@@ -12,6 +12,9 @@ export interface Translation {
 }
 
 const SHIFT = [27, 18, 9, 0];
+const LAST = KVM_PGTABLE_LAST_LEVEL;
+/** The low bits of a table descriptor (above the last level). */
+const TABLE_BITS = KVM_PTE_VALID | KVM_PTE_TYPE;
 
 export function translate(mem: PhysMem, pgt: KvmPgtable, addr: number): Translation {
   // Addresses are pfns below 2^28 (the 40-bit space), so 32-bit shifts are exact.
@@ -22,7 +25,7 @@ export function translate(mem: PhysMem, pgt: KvmPgtable, addr: number): Translat
   for (;;) {
     const lo = words[2 * i];
     const hi = words[2 * i + 1];
-    if (level === 3 || (lo & 3) !== 3) return { level, lo, hi };
+    if (level === LAST || (lo & TABLE_BITS) !== TABLE_BITS) return { level, lo, hi };
     words = mem.pageView(kvm_pte_to_pfn(lo, hi));
     level++;
     i = (addr >>> SHIFT[level]) & 511;
@@ -42,7 +45,7 @@ export function eachPageEntry(mem: PhysMem, pgt: KvmPgtable, first: number, nr: 
   for (let p = first; p < first + nr; ) {
     const chunkEnd = Math.min(first + nr, (p | 511) + 1);
     const t = translate(mem, pgt, p);
-    if (t.level !== 3) {
+    if (t.level !== LAST) {
       if (!visit(p, t.lo, t.hi, t.level)) return false;
       p++;
       continue;
@@ -50,7 +53,7 @@ export function eachPageEntry(mem: PhysMem, pgt: KvmPgtable, first: number, nr: 
     // Find the table holding p's entry: translate stopped at level 3, so walk once more for its pfn.
     const table = tableOf(mem, pgt, p);
     const words = mem.pageView(table);
-    for (; p < chunkEnd; p++) if (!visit(p, words[2 * (p & 511)], words[2 * (p & 511) + 1], 3)) return false;
+    for (; p < chunkEnd; p++) if (!visit(p, words[2 * (p & 511)], words[2 * (p & 511) + 1], LAST)) return false;
   }
   return true;
 }
@@ -61,7 +64,7 @@ function tableOf(mem: PhysMem, pgt: KvmPgtable, addr: number): number {
   let i = (addr >>> SHIFT[level]) & (512 * pgt.pgd_pages - 1);
   let table = pgt.pgd + (i >>> 9);
   i &= 511;
-  while (level < 3) {
+  while (level < LAST) {
     const words = mem.pageView(table);
     table = kvm_pte_to_pfn(words[2 * i], words[2 * i + 1]);
     level++;
@@ -149,7 +152,7 @@ function scanTable(scan: Scan, table: number, level: number, base: number): void
     if (lo === 0 && hi === 0) continue;
     entries++;
     const addr = base + i * size;
-    if (level < 3 && (lo & 3) === 3) {
+    if (level < LAST && (lo & TABLE_BITS) === TABLE_BITS) {
       children.push(kvm_pte_to_pfn(lo, hi), addr);
       scanTable(scan, kvm_pte_to_pfn(lo, hi), level + 1, addr);
     } else if (addr < scan.quietFrom || addr + size > scan.quietTo) {
