@@ -118,8 +118,10 @@ export interface KvmPgtableVisitor {
   tablePost?(e: WalkEntry): void;
 }
 
-/** struct kvm_pgtable, as kvm_pgtable_*_init receives it. */
-export interface KvmPgtableOptions {
+/** struct kvm_pgtable, as kvm_pgtable_*_init receives it: the table's fields, by name. */
+export type KvmPgtableOptions = Pick<KvmPgtable, 'mem' | 'vmemmap' | 'mm_ops' | 'start_level' | 'pgd' | 'pgd_pages' | 'ia_pages'>;
+
+export class KvmPgtable {
   readonly mem: PhysMem;
   readonly vmemmap: HypVmemmap;
   readonly mm_ops: KvmPgtableMmOps;
@@ -129,16 +131,6 @@ export interface KvmPgtableOptions {
   readonly pgd: number;
   readonly pgd_pages: number;
   /** Pages of input address space covered. */
-  readonly ia_pages: number;
-}
-
-export class KvmPgtable {
-  readonly mem: PhysMem;
-  readonly vmemmap: HypVmemmap;
-  readonly mm_ops: KvmPgtableMmOps;
-  readonly start_level: number;
-  readonly pgd: number;
-  readonly pgd_pages: number;
   readonly ia_pages: number;
   // The path of the last walk_to: the table page and index of the entry met at each level. Private
   // scratch, filled by walk_to and read only by the method that called it (before any other walk),
