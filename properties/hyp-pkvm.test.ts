@@ -1,105 +1,18 @@
-// Directed tests of mem_protect.ts and pkvm.ts that kill mutants the random suites let survive
-// (docs/mutation.md): situations the generators rarely build (a page next to a VM's pages, 255 VMs,
-// stale host data in a donated PGD, a 2 MiB guest share) and effects the model cannot see (which
-// block size the host's idmap picks, that the host's write lands, that every hyp write is reported
-// to the "hyp writes only pages it owns" check).
+// pkvm.ts directly: protected VMs' metadata, pools and handles, situations the generators rarely
+// build (255 VMs, stale host data in a donated PGD, a 2 MiB guest share), and that every page hyp
+// writes for a VM is reported to the "hyp writes only pages it owns" check.
 import { describe, expect, test } from 'vitest';
 import { Lockstep } from '../checker/lockstep';
 import { runSteps } from '../checker/sequence';
 import type { TraceStep } from '../checker/vocabulary';
+import { kvm_pte_to_pfn } from '../hyp/pgtable';
+import { PKVM_PAGE_OWNED } from '../hyp/mem_protect';
 import { Pkvm } from '../hyp/pkvm';
-import { kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
-import { DEFAULT_CONFIG, GUEST_IPA_PFNS, MAX_VMS, PA_PFNS, VM_HANDLE_OFFSET, type MachineConfig } from '../types/config';
+import { DEFAULT_CONFIG, GUEST_IPA_PFNS, MAX_VMS, VM_HANDLE_OFFSET } from '../types/config';
 import { EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
+import { hypWrites } from './hyp-fixtures';
 
 const RW = { r: true, w: true, x: false };
-const TWO_REGIONS: MachineConfig = { memory: [[0x40000, 0x200], [0x40400, 0x1000]], pageSize: 4096 };
-
-/** Runs `f` and returns the pfns hyp wrote meanwhile, as the checker's hook sees them. */
-function hypWrites(hyp: Pkvm, f: () => void): Set<number> {
-  const seen = new Set<number>();
-  hyp.mem.onHypWrite = (pfn) => seen.add(pfn);
-  f();
-  hyp.mem.onHypWrite = null;
-  return seen;
-}
-
-describe('host stage-2 idmap', () => {
-  test('maps the largest aligned block inside the faulting range, and keeps it mapped', () => {
-    const cases: [MachineConfig, number, number, number][] = [
-      // [machine, pfn, level, block start]
-      [DEFAULT_CONFIG, 0x10, 1, 0], // MMIO [0, 0x40000): exactly one 1 GiB block
-      [DEFAULT_CONFIG, 0x40005, 2, 0x40000],
-      [DEFAULT_CONFIG, 0x41205, 2, 0x41200], // MMIO after memory: 2 MiB blocks
-      [TWO_REGIONS, 0x401ff, 2, 0x40000], // region 1 is exactly one 2 MiB block
-      [TWO_REGIONS, 0x40300, 2, 0x40200], // so is the hole
-      [TWO_REGIONS, 0x40400, 2, 0x40400],
-    ];
-    for (const [config, pfn, level, start] of cases) {
-      const hyp = new Pkvm(config);
-      expect(hyp.host_access(pfn, false)).toBe(0);
-      const leaf = hyp.host_mmu.get_leaf(pfn);
-      expect([leaf.level, kvm_pte_to_pfn(leaf.lo, leaf.hi)], `0x${pfn.toString(16)}`).toEqual([level, start]);
-      expect(kvm_pte_valid(leaf.lo)).toBe(true);
-    }
-  });
-
-  test('a block never covers a page the host does not own: page granularity next to it', () => {
-    const hyp = new Pkvm(DEFAULT_CONFIG);
-    expect(hyp.__pkvm_host_donate_hyp(0x40003, 1)).toBe(0);
-    expect(hyp.host_access(0x40002, true)).toBe(0);
-    expect(hyp.host_mmu.get_leaf(0x40002).level).toBe(3);
-    expect(hyp.host_access(0x40003, false)).toBe(-EPERM);
-    expect(hyp.faults.view().entries).toEqual([0x40003]);
-  });
-
-  test("the host's writes land in its page; reads and MMIO writes change no memory", () => {
-    const hyp = new Pkvm(DEFAULT_CONFIG);
-    expect(hyp.host_access(0x40007, true)).toBe(0);
-    expect(hyp.mem.read32(0x40007, 0)).toBe((0x40007 ^ 0x5a5a5a5a) >>> 0);
-    const mark = hyp.mem.mark();
-    expect(hyp.host_access(0x40008, false)).toBe(0);
-    expect(hyp.host_access(0x40007, false)).toBe(0);
-    expect(hyp.host_access(0x10, true)).toBe(0);
-    expect(hyp.mem.read32(0x10, 0)).toBe(0);
-    const pageWrites = hyp.mem.diffSince(mark).filter(([addr]) => addr >= 0 && Math.floor(addr / 1024) !== hyp.layout.hostPool[0]);
-    expect(pageWrites.filter(([addr]) => Math.floor(addr / 1024) < hyp.layout.carveout[0])).toEqual([]);
-  });
-});
-
-describe('ownership calls next to other pages', () => {
-  test('__pkvm_hyp_donate_host checks only its own pages for HYP_PAGE_INTERNAL', () => {
-    const hyp = new Pkvm(DEFAULT_CONFIG);
-    expect(hyp.__pkvm_host_donate_hyp(0x40100, 1)).toBe(0);
-    expect(hyp.__pkvm_init_vm(0x40101, 3)).toBe(VM_HANDLE_OFFSET);
-    expect(hyp.__pkvm_hyp_donate_host(0x40100, 1)).toBe(0);
-    expect(hyp.__pkvm_hyp_donate_host(0x40101, 1)).toBe(-EPERM);
-    // ... and each page of its range, not the pages before it.
-    expect(hyp.__pkvm_host_donate_hyp(0x40104, 2)).toBe(0);
-    expect(hyp.__pkvm_hyp_donate_host(0x40104, 2)).toBe(0);
-  });
-
-  test('descriptors encode output addresses above 4 GiB (pfn >= 2^20)', () => {
-    for (const pfn of [0, 0xfffff, 0x100000, 0x123456, PA_PFNS - 1]) expect(kvm_pte_to_pfn(kvm_pfn_to_pte_lo(pfn), kvm_pfn_to_pte_hi(pfn))).toBe(pfn);
-    expect(kvm_pfn_to_pte_hi(0x123456)).toBe(1);
-  });
-
-  test('pins and unpins of several pages check each page', () => {
-    const hyp = new Pkvm(DEFAULT_CONFIG);
-    for (const p of [0x40100, 0x40101]) expect(hyp.__pkvm_host_share_hyp(p)).toBe(0);
-    expect(hyp.hyp_pin_shared_mem(0x40100, 2)).toBe(0);
-    expect(hyp.hyp_unpin_shared_mem(0x40100, 2)).toBe(0);
-    expect(hyp.hyp_unpin_shared_mem(0x40100, 1)).toBe(-EINVAL);
-    expect(hyp.hyp_pin_shared_mem(0x40101, 1)).toBe(0);
-    expect(hyp.hyp_unpin_shared_mem(0x40100, 2)).toBe(-EINVAL);
-    expect(hyp.hyp_unpin_shared_mem(0x40101, 1)).toBe(0);
-  });
-
-  test('the pools are named for their error messages', () => {
-    const hyp = new Pkvm(DEFAULT_CONFIG);
-    expect([hyp.host_pool.name, hyp.hyp_pool.name, hyp.guest_reserve.name]).toEqual(['host stage-2', 'hyp stage-1', 'guest reserve']);
-  });
-});
 
 describe('protected VMs', () => {
   test('a VM records its handle and size, zeroes its PGD of stale host data, and tables come from its own pool', () => {
@@ -149,7 +62,7 @@ describe('protected VMs', () => {
     const h = hyp.__pkvm_init_vm(0x40100, 3);
     expect(hyp.__pkvm_host_donate_hyp(0x40103, 1)).toBe(0);
     expect(hyp.__pkvm_teardown_vm(h)).toBe(0);
-    expect(hyp.host_page_state(0x40102)).toBe(0);
+    expect(hyp.host_page_state(0x40102)).toBe(PKVM_PAGE_OWNED);
     expect(hyp.host_access(0x40103, false)).toBe(-EPERM);
     expect(hyp.__pkvm_hyp_donate_host(0x40103, 1)).toBe(0);
   });

@@ -1,29 +1,19 @@
-// kvm_pgtable against a reference map of leaves (docs/mutation.md). The lockstep suites only see the
+// kvm_pgtable (hyp/pgtable.ts) against a reference map of leaves. The lockstep suites only see the
 // page tables through the abstraction, over the default machine's few hot pages; this property drives
 // one table directly, over the whole 40-bit input space and at every leaf level, and checks walk,
-// get_leaf, the tables' refcounts and that every table page the pool handed out is in use.
+// get_leaf, the tables' refcounts and that every table page the pool handed out is in use. Also the
+// descriptor encoding of output addresses.
 import { expect, test } from 'vitest';
 import fc from 'fast-check';
-import { PhysMem } from '../hyp/memory';
-import { HypPool } from '../hyp/pool';
-import { HypVmemmap } from '../hyp/vmemmap';
-import { KVM_PTE_TYPE, KVM_PTE_VALID, KvmPgtable, kvm_granule_pages, kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_to_pfn, type WalkEntry } from '../hyp/pgtable';
-import { DEFAULT_CONFIG, PA_PFNS } from '../types/config';
+import { KVM_LEVEL_4K, type KvmPte, kvm_granule_pages, kvm_init_invalid_leaf_owner, kvm_init_valid_leaf_pte, kvm_pfn_to_pte_hi, kvm_pfn_to_pte_lo, kvm_pte_to_pfn, type WalkEntry } from '../hyp/pgtable';
+import { PAGE_WORDS } from '../hyp/memory';
+import { PA_PFNS } from '../types/config';
+import { STANDALONE, standaloneTable } from './hyp-fixtures';
 import { SEED } from './seed';
 
-const POOL_FIRST = 0x100;
-const POOL_PAGES = 0x200;
-const PGD = 0x20;
-
-/** A fresh table (level 1 start, two concatenated PGD pages, like the host stage-2). */
-function freshTable() {
-  const mem = new PhysMem();
-  const vmemmap = new HypVmemmap(mem, { ...DEFAULT_CONFIG, memory: [[0, 0x1000]] });
-  const pool = new HypPool(mem, 'tables', POOL_FIRST, POOL_PAGES);
-  const pgt = new KvmPgtable({ mem, vmemmap, mm_ops: { zalloc_page: () => pool.alloc(), put_page: (p) => pool.free(p) }, start_level: 1, pgd: PGD, pgd_pages: 2, ia_pages: PA_PFNS });
-  pgt.init();
-  return { mem, vmemmap, pool, pgt };
-}
+const PGD = STANDALONE.pgd;
+/** Leaf attributes: none (the table does not read them). */
+const NO_ATTR: KvmPte = { lo: 0, hi: 0 };
 
 // Addresses near the interesting boundaries: 0, block and table edges, the PGD's second page, the top.
 const HOT = [0, 1, 511, 512, 513, 0x3ffff, 0x40000, 0x40001, 0x401ff, 0x40200, 0x7ffff, 0x80000, 0x8000000, 0x80401ff, PA_PFNS - 512, PA_PFNS - 1];
@@ -43,7 +33,7 @@ interface Leaf {
 test('set_entry, unmap_entry, walk and get_leaf agree with a map of leaves; tables are counted and conserved', () => {
   fc.assert(
     fc.property(fc.array(opArb, { minLength: 1, maxLength: 25 }), fc.array(fc.tuple(addrArb, fc.integer({ min: 1, max: 2 ** 20 })), { maxLength: 4 }), (ops, ranges) => {
-      const { mem, vmemmap, pool, pgt } = freshTable();
+      const { mem, vmemmap, pool, pgt } = standaloneTable();
       const ref = new Map<string, Leaf>();
       const overlaps = (l: Leaf, start: number, size: number) => l.start < start + size && start < l.start + kvm_granule_pages(l.level);
       for (const o of ops) {
@@ -51,11 +41,10 @@ test('set_entry, unmap_entry, walk and get_leaf agree with a map of leaves; tabl
           const size = kvm_granule_pages(o.level);
           const start = o.addr - (o.addr % size);
           const outStart = o.out - (o.out % size);
-          const lo = o.annotate && o.level === 3 ? 1 << 2 : KVM_PTE_VALID | (o.level === 3 ? KVM_PTE_TYPE : 0) | kvm_pfn_to_pte_lo(outStart);
-          const hi = o.annotate && o.level === 3 ? 0 : kvm_pfn_to_pte_hi(outStart);
-          pgt.set_entry(o.addr, o.level, { lo, hi });
+          const pte = o.annotate && o.level === KVM_LEVEL_4K ? kvm_init_invalid_leaf_owner(1) : kvm_init_valid_leaf_pte(outStart, NO_ATTR, o.level);
+          pgt.set_entry(o.addr, o.level, pte);
           for (const [k, l] of ref) if (overlaps(l, start, size)) ref.delete(k);
-          ref.set(`${o.level}:${start}`, { start, level: o.level, lo: lo >>> 0, hi: hi >>> 0 });
+          ref.set(`${o.level}:${start}`, { start, level: o.level, lo: pte.lo >>> 0, hi: pte.hi >>> 0 });
         } else {
           pgt.unmap_entry(o.addr);
           for (const [k, l] of ref) if (overlaps(l, o.addr, 1)) ref.delete(k);
@@ -88,7 +77,7 @@ test('set_entry, unmap_entry, walk and get_leaf agree with a map of leaves; tabl
       expect(tables.length).toBe(pool.inUse().size);
       for (const t of [...tables, PGD, PGD + 1]) {
         let used = 0;
-        for (let w = 0; w < 1024; w += 2) if (mem.read32(t, w) !== 0 || mem.read32(t, w + 1) !== 0) used++;
+        for (let w = 0; w < PAGE_WORDS; w += 2) if (mem.read32(t, w) !== 0 || mem.read32(t, w + 1) !== 0) used++;
         expect(vmemmap.refcount(t), `table 0x${t.toString(16)}`).toBe(1 + used);
       }
       // A walk of a sub-range: the leaves that overlap it, and no others; a walk without a leaf
@@ -122,9 +111,9 @@ test('set_entry, unmap_entry, walk and get_leaf agree with a map of leaves; tabl
 });
 
 test('walks of empty or out-of-range spans visit nothing', () => {
-  const { pgt } = freshTable();
-  pgt.set_entry(5, 3, { lo: KVM_PTE_VALID | KVM_PTE_TYPE, hi: 0 });
-  pgt.set_entry(PA_PFNS - 1, 3, { lo: KVM_PTE_VALID | KVM_PTE_TYPE, hi: 0 });
+  const { pgt } = standaloneTable();
+  pgt.set_entry(5, KVM_LEVEL_4K, kvm_init_valid_leaf_pte(0, NO_ATTR, KVM_LEVEL_4K));
+  pgt.set_entry(PA_PFNS - 1, KVM_LEVEL_4K, kvm_init_valid_leaf_pte(0, NO_ATTR, KVM_LEVEL_4K));
   const seen: number[] = [];
   const v = { leaf: (e: WalkEntry) => seen.push(e.addr) };
   pgt.walk(5, 0, v);
@@ -135,4 +124,9 @@ test('walks of empty or out-of-range spans visit nothing', () => {
   pgt.walk(PA_PFNS - 1, 100, v);
   pgt.walk(4, 2, v);
   expect(seen).toEqual([PA_PFNS - 1, 5]);
+});
+
+test('descriptors encode output addresses above 4 GiB (pfn >= 2^20)', () => {
+  for (const pfn of [0, 0xfffff, 0x100000, 0x123456, PA_PFNS - 1]) expect(kvm_pte_to_pfn(kvm_pfn_to_pte_lo(pfn), kvm_pfn_to_pte_hi(pfn))).toBe(pfn);
+  expect(kvm_pfn_to_pte_hi(0x123456)).toBe(1);
 });
