@@ -140,9 +140,10 @@ describe('interrupted and unbounded runs leave a summary', () => {
     const child = spawn(process.execPath, [BIN, 'run', '--suite', 'ownership', '--runs', '10000000', '--seed', '3'], { cwd: dir });
     let err = '';
     child.stderr.on('data', (d) => (err += String(d)));
+    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     await new Promise((r) => setTimeout(r, 2500));
     child.kill(signal);
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const code = await exited;
     return { code, err, md: readFileSync(join(dir, 'reports/summary.md'), 'utf8'), json: JSON.parse(readFileSync(join(dir, 'reports/summary.json'), 'utf8')) };
   }
 

@@ -32,7 +32,7 @@ describe('ownership: model and hyp in lockstep', () => {
   test('every invariant holds on the correct implementation, and every result is produced', ({ task }) => {
     const r = runSuite('ownership', { runs: 2000, seed: SEED, maxSteps: 80, inject: null, outDir: TRACE_DIR });
     task.meta.suiteResult = r;
-    expect(r.failure, suiteFailure(r)).toBeNull();
+    if (r.failure) expect.fail(suiteFailure(r));
     expect(r.calls).toBeGreaterThan(50_000);
     for (const [call, results] of Object.entries(EXPECTED)) for (const res of results) expect(r.coverage[call]?.[res] ?? 0, `${call} -> ${res}`).toBeGreaterThan(0);
   });

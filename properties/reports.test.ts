@@ -141,6 +141,18 @@ describe('report files', () => {
     expect(injected).not.toContain('npm test');
   });
 
+  test('a failing npm test or an interrupted run says so first: the failed tests with their messages, the signal', () => {
+    const failedTests = [{ name: 'properties/unwinder.test.ts > nVHE stack unwinder > bounded', message: 'lockstep: property unwind-bounded failed at step 1\nreplay: npx pkvm-check replay counterexamples/u.json' }];
+    const md = summaryMarkdown({ ...summary, suites: [passing], ok: false, failedTests, reproduce: ['PKVM_CHECK_SEED=42 npx vitest run --shard=2/4'] });
+    expect(md.split('\n')[0]).toBe('# pkvm-check: 1 test failed');
+    expect(md).toContain('## Failed tests\n\nproperties/unwinder.test.ts \\> nVHE stack unwinder \\> bounded:\n\n```text\nlockstep: property unwind-bounded failed at step 1\nreplay: npx pkvm-check replay counterexamples/u.json\n```');
+    expect(md).toContain('```sh\nPKVM_CHECK_SEED=42 npx vitest run --shard=2/4\n```');
+    const stopped = summaryMarkdown({ ...summary, suites: [{ ...passing, incomplete: true }], ok: false, interrupted: 'SIGINT' });
+    expect(stopped.split('\n')[0]).toBe('# pkvm-check: interrupted by SIGINT (incomplete)');
+    expect(stopped).toContain('| ownership | interrupted | 200 |');
+    expect(summaryJson({ ...summary, interrupted: 'SIGTERM', failedTests })).toMatchObject({ interrupted: 'SIGTERM', failedTests });
+  });
+
   test('two reports of the same run are byte-identical apart from durations', () => {
     fc.assert(
       fc.property(summaries, fc.nat(), (s, ms) => {

@@ -12,7 +12,7 @@ export function soak(part: number): void {
   test('the ownership invariants hold over a long soak', ({ task }) => {
     const r = runSuite('ownership', { runs: SOAK_RUNS, seed: SEED + part, maxSteps: 80, inject: null, outDir: TRACE_DIR });
     task.meta.suiteResult = r;
-    expect(r.failure, suiteFailure(r)).toBeNull();
+    if (r.failure) expect.fail(suiteFailure(r));
     expect(r.calls).toBeGreaterThan(350_000);
   });
 }
