@@ -32,7 +32,8 @@ function describe(model: State, pfn: number): string {
 /** Runs a trace; `inject` overrides the trace's own bug when not undefined. */
 export function replayTrace(file: string, trace: TraceFile, inject: string | null | undefined, target: TargetSpec = SIM): ReplayResult {
   const bug = inject === undefined ? trace.inject : inject;
-  const ls: Lockstep = makeLockstep(bug, trace.config, target);
+  // A replay shows each step's own result: on the kernel, one round trip per call.
+  const ls: Lockstep = makeLockstep(bug, trace.config, target.name === 'kernel' ? { ...target, stepwise: true } : target);
   try {
     return replayOn(ls, file, trace, bug);
   } finally {

@@ -35,6 +35,8 @@ export class MachineDown extends Error {
   }
 }
 
+/** How long a read polls before it sleeps between polls. */
+const SPIN_MS = 2;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleep = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
 
@@ -131,16 +133,16 @@ export class Machine {
     const buf = Buffer.alloc(len);
     let off = 0;
     const deadline = performance.now() + this.timeoutMs;
-    let idle = 0;
+    let spinUntil = performance.now() + SPIN_MS;
     while (off < len) {
       try {
-        const n = readSync(this.fromGuest, buf, off, len - off, null);
-        off += n;
-        idle = 0;
+        off += readSync(this.fromGuest, buf, off, len - off, null);
+        spinUntil = performance.now() + SPIN_MS;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        // Spin briefly (answers usually come within tens of microseconds), then sleep.
-        if (++idle > 64) this.waitOrDie(deadline);
+        // An answer usually comes within a hundred microseconds: poll for a while before sleeping,
+        // since a sleep rounds every round trip up to the timer's granularity.
+        if (performance.now() > spinUntil) this.waitOrDie(deadline);
       }
     }
     return buf;

@@ -6,15 +6,16 @@
 import type { Call, CallName } from '../../types/calls';
 import type { MachineConfig } from '../../types/config';
 import { PTRS_PER_TABLE } from '../../types/config';
+import { HYP_PANIC } from '../../types/kernel';
 import { isMemory } from '../../model/range';
-import { nonDefaultPages, page, type State } from '../../model/state';
+import { initialState, nonDefaultPages, page, type Page, type State } from '../../model/state';
 import { OP, REFUSED, type Op, type OpCode, type OpResult } from '../kernel/abi';
 import { decodeProbe, describeModelPage, describeProbe, hostReaches, probeAgrees } from '../kernel/probe';
 import { Machine, MachineDown } from '../kernel/qemu';
 import { KERNEL_RAM_MIB, RAM_FIRST_PFN, Relocation, windowPages } from '../kernel/relocate';
 import type { Failure } from '../suite-types';
 import { TargetFailure, type Footprint, type Target } from '../target';
-import { hex } from '../vocabulary';
+import { formatResult, hex } from '../vocabulary';
 
 /** The calls of our vocabulary that 6.12's hypervisor runs, and the op that runs each. */
 const OPS: Partial<Record<CallName, OpCode>> = {
@@ -33,7 +34,31 @@ export const KERNEL_CALLS: readonly CallName[] = [...(Object.keys(OPS) as CallNa
 export interface KernelTargetOptions {
   readonly imageDir: string;
   readonly timeoutMs?: number;
+  /**
+   * One round trip per call, so each result is the kernel's own when the call returns (replay).
+   * Otherwise calls are pipelined: a sequence goes out in one batch at its end (or every
+   * MAX_QUEUED ops), and the first disagreement is reported with its step then.
+   */
+  readonly stepwise?: boolean;
 }
+
+/** Ops queued before a pipelined batch goes out (the agent takes up to MAX_OPS at once). */
+const MAX_QUEUED = 1024;
+
+/** A call as the target will send it, and what it must be judged against. */
+interface Planned {
+  readonly step: number;
+  readonly call: CallName;
+  readonly want: number;
+  readonly op: Op | null;
+  /** The memory pages of its footprint, probed after it. */
+  readonly pfns: readonly number[];
+  /** The model's pages after the call, in `pfns` order (set by check). */
+  expected: readonly Page[];
+}
+
+/** The call's op (if sent), then a probe of each footprint page. */
+const opsOf = (p: Planned, r: Relocation): Op[] => [...(p.op ? [p.op] : []), ...p.pfns.map((pfn) => ({ op: OP.PROBE, a: r.pfn(pfn), b: 0 }))];
 
 /** Counts a run reports: what was sent, what was held back, how often the machine was rebooted. */
 export interface KernelStats {
@@ -50,8 +75,10 @@ export class KernelTarget implements Target {
   readonly stats: KernelStats = { sent: 0, notSent: 0, reboots: 0, bootMs: [] };
   private machine: Machine | null = null;
   private reloc: Relocation | null = null;
-  /** Probes taken with the last call, by trace pfn. */
-  private probes = new Map<number, OpResult>();
+  /** Stepwise: the last call and what came back. Pipelined: the calls not sent yet, and their op count. */
+  private last: { readonly plan: Planned; readonly res: OpResult[] } | null = null;
+  private queue: Planned[] = [];
+  private queued = 0;
   /** 2 MiB blocks (trace pfn / 512) the sequence touched: the end check scans these. */
   private touchedBlocks = new Set<number>();
   /** The console of the last machine that went down, for replay output. */
@@ -110,7 +137,13 @@ export class KernelTarget implements Target {
   }
 
   reset(model: State): void {
-    this.probes.clear();
+    // A sequence that stopped early may leave calls queued: they go out, to be undone with the rest.
+    try {
+      this.flush();
+    } catch (e) {
+      if (!(e instanceof TargetFailure)) throw e;
+    }
+    this.last = null;
     const blocks = this.touchedBlocks;
     this.touchedBlocks = new Set();
     if (!this.machine) return;
@@ -118,7 +151,8 @@ export class KernelTarget implements Target {
     const ops = cleanupOps(model, (p) => this.reloc!.pfn(p));
     try {
       const res = ops.length > 0 ? this.run(ops, 0) : [];
-      const clean = res.every((r) => r.ret === 0) && this.scanBlocks(blocks, model, 0) === null;
+      // After the undo every page of the touched blocks must be back in its boot state.
+      const clean = res.every((r) => r.ret === 0) && this.scanBlocks(blocks, initialState(model.config, []), 0) === null;
       if (clean) return;
     } catch (e) {
       if (!(e instanceof TargetFailure)) throw e;
@@ -130,22 +164,50 @@ export class KernelTarget implements Target {
   execute(call: Call, want: number, touched: Footprint, step: number): number {
     const r = this.relocation();
     this.touch(call);
-    const probes: Op[] = touched.pages.map((p) => ({ op: OP.PROBE, a: r.pfn(p), b: 0 }));
-    const op = this.opFor(call, want);
-    const res = this.run(op ? [op, ...probes] : probes, step);
-    this.probes.clear();
-    touched.pages.forEach((p, i) => this.probes.set(p, res[i + (op ? 1 : 0)]));
-    if (!op) {
-      this.stats.notSent++;
-      return want;
+    const plan: Planned = { step, call: call.call, want, op: this.opFor(call, want), pfns: touched.pages.filter((p) => isMemory(this.config, p)), expected: [] };
+    if (this.opts.stepwise) {
+      this.last = { plan, res: this.run(opsOf(plan, r), step) };
+      return this.resultOf(plan, this.last.res);
     }
-    if (res[0].ret === REFUSED) {
-      // The range reaches RAM outside the window: the machine cannot express it (docs/kernel.md).
+    // Pipelined: the call goes out with the rest of the sequence; until then the model's answer stands in.
+    this.queue.push(plan);
+    this.queued += 1 + plan.pfns.length;
+    if (this.queued > MAX_QUEUED) {
+      const f = this.flush();
+      if (f) throw new TargetFailure(f);
+    }
+    return want;
+  }
+
+  /** What the kernel answered for a planned call (the model's answer for one not sent). */
+  private resultOf(plan: Planned, res: readonly OpResult[]): number {
+    if (!plan.op || res[0].ret === REFUSED) {
+      // Not sent: it would panic, touches no memory, or reaches RAM outside the window (docs/kernel.md).
       this.stats.notSent++;
-      return want;
+      return plan.want;
     }
     this.stats.sent++;
-    return op.op === OP.HOST_READ || op.op === OP.HOST_WRITE ? 0 : res[0].ret;
+    return plan.op.op === OP.HOST_READ || plan.op.op === OP.HOST_WRITE ? 0 : res[0].ret;
+  }
+
+  /** Sends every queued call with its probes in one batch and judges them in order. */
+  private flush(): Failure | null {
+    const queue = this.queue;
+    this.queue = [];
+    this.queued = 0;
+    if (queue.length === 0) return null;
+    const r = this.relocation();
+    const res = this.run(queue.flatMap((p) => opsOf(p, r)), queue[0].step);
+    let at = 0;
+    for (const plan of queue) {
+      const mine = res.slice(at, at + (plan.op ? 1 : 0) + plan.pfns.length);
+      at += mine.length;
+      const got = this.resultOf(plan, mine);
+      if (got !== plan.want) return { property: 'results-agree', step: plan.step, message: `${plan.call}: model returned ${formatResult(plan.want)}, the kernel returned ${formatResult(got)}` };
+      const f = this.judgeProbes(plan, mine, plan.expected);
+      if (f) return f;
+    }
+    return null;
   }
 
   /** The op that runs a call, or null when the call is not sent (it would panic, or touches no memory). */
@@ -158,8 +220,8 @@ export class KernelTarget implements Target {
     }
     const code = OPS[call.call];
     if (code === undefined) throw new Error(`the kernel target cannot run ${call.call}`);
-    // 6.12's hyp_unpin_shared_mem() BUG()s on a page whose count is zero: only what the model lets through is sent.
-    if (code === OP.UNPIN && want !== 0) return null;
+    // What panics the real hypervisor (an unpin without a pin, the 65,536th pin) is never sent.
+    if (want === HYP_PANIC) return null;
     const a = call.args as { pfn: number; nr_pages?: number };
     return { op: code, a: r.pfn(a.pfn), b: a.nr_pages ?? 1 };
   }
@@ -172,18 +234,29 @@ export class KernelTarget implements Target {
       if (isMemory(this.config, b * PTRS_PER_TABLE) || isMemory(this.config, a.pfn)) this.touchedBlocks.add(b);
   }
 
-  check(model: State, _call: Call, _result: number, touched: Footprint, n: number): Failure | null {
-    for (const p of touched.pages) {
-      if (!isMemory(model.config, p)) continue;
-      const got = this.probes.get(p);
-      if (!got) continue;
-      const probe = decodeProbe(got);
-      const want = page(model, p);
+  check(model: State): Failure | null {
+    const plan = this.opts.stepwise ? this.last?.plan : this.queue[this.queue.length - 1];
+    if (!plan) return null;
+    const expected = plan.pfns.map((p) => page(model, p));
+    if (!this.opts.stepwise) {
+      plan.expected = expected;
+      return null;
+    }
+    return this.judgeProbes(plan, this.last!.res, expected);
+  }
+
+  /** The probes taken after a call against the model's pages after it. */
+  private judgeProbes(plan: Planned, res: readonly OpResult[], expected: readonly Page[]): Failure | null {
+    const first = plan.op ? 1 : 0;
+    for (let i = 0; i < plan.pfns.length; i++) {
+      const p = plan.pfns[i];
+      const probe = decodeProbe(res[first + i]);
+      const want = expected[i];
       if (!probeAgrees(want, probe))
-        return { property: 'state-agrees', step: n, message: `pfn ${hex(p)} (kernel pfn ${hex(this.reloc!.pfn(p))}): model ${describeModelPage(want)}, kernel ${describeProbe(probe)}` };
+        return { property: 'state-agrees', step: plan.step, message: `pfn ${hex(p)} (kernel pfn ${hex(this.reloc!.pfn(p))}): model ${describeModelPage(want)}, kernel ${describeProbe(probe)}` };
       const owned = want.owner === 'host';
       if (hostReaches(probe) !== owned)
-        return { property: 'host-reaches-only-its-pages', step: n, message: `pfn ${hex(p)}: the host ${owned ? 'owns it but its stage-2 blocks it' : `does not own it but its stage-2 lets it through (${describeProbe(probe)})`}` };
+        return { property: 'host-reaches-only-its-pages', step: plan.step, message: `pfn ${hex(p)}: the host ${owned ? 'owns it but its stage-2 blocks it' : `does not own it but its stage-2 lets it through (${describeProbe(probe)})`}` };
     }
     return null;
   }
@@ -213,7 +286,7 @@ export class KernelTarget implements Target {
 
   finish(model: State, steps: number): Failure | null {
     try {
-      return this.scanBlocks(this.touchedBlocks, model, steps);
+      return this.flush() ?? this.scanBlocks(this.touchedBlocks, model, steps);
     } catch (e) {
       if (e instanceof TargetFailure) return e.failure;
       throw e;

@@ -10,12 +10,12 @@ import { SimTarget } from './sim';
 export type TargetSpec =
   | { readonly name: 'sim' }
   /** The image directory comes from kernel/setup.sh; `kernelSrc` is a developer's own tree, if any. */
-  | { readonly name: 'kernel'; readonly imageDir: string; readonly kernelSrc?: string };
+  | { readonly name: 'kernel'; readonly imageDir: string; readonly kernelSrc?: string; readonly stepwise?: boolean };
 
 export const SIM: TargetSpec = { name: 'sim' };
 
 export function makeTarget(spec: TargetSpec, config: MachineConfig, bugs: readonly HypBug[]): Target {
-  return spec.name === 'sim' ? new SimTarget(config, bugs) : new KernelTarget(config, { imageDir: spec.imageDir });
+  return spec.name === 'sim' ? new SimTarget(config, bugs) : new KernelTarget(config, { imageDir: spec.imageDir, stepwise: spec.stepwise });
 }
 
 /** What a target can run, known without making one. */
