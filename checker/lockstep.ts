@@ -3,6 +3,7 @@
 // `finish` checks everything at the end of a sequence.
 import type { Call } from '../types/calls';
 import { ERRNO_NAMES } from '../types/errno';
+import { OUTCOME_NAMES } from '../types/kernel';
 import type { MachineConfig } from '../types/config';
 import { cloneState, execModel, initialState, type State } from '../model';
 import type { Pkvm } from '../hyp/pkvm';
@@ -22,7 +23,7 @@ const resultNames = new Map<number, string>();
 export function resultName(r: number): string {
   if (r > 0) return 'handle';
   let name = resultNames.get(r);
-  if (name === undefined) resultNames.set(r, (name = r === 0 ? '0' : `-${ERRNO_NAMES[-r] ?? r}`));
+  if (name === undefined) resultNames.set(r, (name = r === 0 ? '0' : (OUTCOME_NAMES[r] ?? `-${ERRNO_NAMES[-r] ?? r}`)));
   return name;
 }
 

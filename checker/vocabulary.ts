@@ -3,6 +3,7 @@
 // reference "$N" to the handle returned by step N (steps count from 1).
 import type { ArgsOf, Call, CallName, Prot, StackCorruption, UnwindMode } from '../types/calls';
 import { ERRNO_NAMES } from '../types/errno';
+import { OUTCOME_NAMES } from '../types/kernel';
 
 /** A reference to the VM handle returned by an earlier step (1-based). */
 export interface VmRef {
@@ -128,16 +129,18 @@ export const CALL_NAMES = Object.keys(VOCABULARY) as CallName[];
 
 const isCallName = (s: unknown): s is CallName => typeof s === 'string' && Object.hasOwn(VOCABULARY, s);
 
-/** Parses an expected result: 0, a negative errno, or its name ("-EPERM"). */
+/** Parses an expected result: 0, a negative errno, its name ("-EPERM"), "panic" or "not-supported". */
 export function parseResult(v: unknown, field: string): number {
   if (typeof v === 'number' && Number.isInteger(v) && v <= 0) return v;
   if (typeof v === 'string') {
     if (v === '0') return 0;
+    const outcome = Object.entries(OUTCOME_NAMES).find(([, name]) => name === v);
+    if (outcome) return Number(outcome[0]);
     const m = /^-(E[A-Z0-9]+)$/.exec(v);
     const code = m ? Object.entries(ERRNO_NAMES).find(([, name]) => name === m[1]) : undefined;
     if (code) return -Number(code[0]);
   }
-  return fail(field, '0 or a negative errno (a number or a name like "-EPERM")', v);
+  return fail(field, '0, a negative errno (a number or a name like "-EPERM"), "panic" or "not-supported"', v);
 }
 
 /**
@@ -200,10 +203,11 @@ export const hex = (n: number): string => `0x${n.toString(16)}`;
 
 export const formatProt = (p: Prot): string => `${p.r ? 'R' : ''}${p.w ? 'W' : ''}${p.x ? 'X' : ''}`;
 
-/** 0, a handle in hex, or "-ENAME". */
+/** 0, a handle in hex, "-ENAME", "panic" or "not-supported". */
 export function formatResult(r: number): string | number {
   if (r === 0) return 0;
   if (r > 0) return `0x${r.toString(16)}`;
+  if (OUTCOME_NAMES[r] !== undefined) return OUTCOME_NAMES[r];
   const name = ERRNO_NAMES[-r];
   return name ? `-${name}` : r;
 }

@@ -1,5 +1,7 @@
 // hyp-main.c: the hypercall dispatch table, keyed by kernel name.
 import type { ArgsOf, Call, CallName } from '../types/calls';
+import { HYP_PANIC, NOT_SUPPORTED } from '../types/kernel';
+import { HypPanic } from './bug';
 import type { Pkvm } from './pkvm';
 
 type Handler<N extends CallName> = (hyp: Pkvm, args: ArgsOf<N>) => number;
@@ -21,7 +23,20 @@ export const host_hcall: { readonly [N in OwnershipCall]: Handler<N> } = {
   host_access: (h, a) => h.host_access(a.pfn, a.write),
 };
 
+/**
+ * handle_host_hcall: a call the version's host_hcall[] lacks answers SMCCC_RET_NOT_SUPPORTED
+ * (hyp-main.c:456-468). A call that hits a BUG_ON panics: its writes are undone and the result is
+ * HYP_PANIC (hyp/bug.ts).
+ */
 export function handle_host_hcall(hyp: Pkvm, c: Call): number {
   if (c.call === '__pkvm_host_stage2_snapshot' || c.call === 'hyp_panic') throw new Error(`handle_host_hcall: ${c.call} has its own handler`);
-  return (host_hcall[c.call] as Handler<typeof c.call>)(hyp, c.args as never);
+  if (hyp.kernel.absent.includes(c.call)) return NOT_SUPPORTED;
+  const mark = hyp.mem.mark();
+  try {
+    return (host_hcall[c.call] as Handler<typeof c.call>)(hyp, c.args as never);
+  } catch (e) {
+    if (!(e instanceof HypPanic)) throw e;
+    hyp.mem.undo(mark);
+    return HYP_PANIC;
+  }
 }

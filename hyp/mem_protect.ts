@@ -2,6 +2,8 @@
 // and the ownership transitions between host, hyp and the secure world (ffa).
 import { EAGAIN, EBUSY, EINVAL, EPERM, ERANGE } from '../types/errno';
 import { PA_PFNS, type MachineConfig } from '../types/config';
+import { kernelOf, U64_PFNS, type KernelSemantics } from '../types/kernel';
+import { BUG_ON } from './bug';
 import { HostFaultLog } from './fault-log';
 import { PhysMem } from './memory';
 import {
@@ -77,8 +79,11 @@ export class Hyp {
   readonly host_mmu: KvmPgtable;
   /** Hyp's stage-1 (hyp VA == PA in this simulation), level 0 start. */
   readonly hyp_pgt: KvmPgtable;
+  /** What the modelled kernel version does differently (types/kernel.ts). */
+  readonly kernel: KernelSemantics;
 
   constructor(readonly config: MachineConfig) {
+    this.kernel = kernelOf(config);
     this.vmemmap = new HypVmemmap(this.mem, config);
     this.layout = hypLayout(config);
     this.faults = new HostFaultLog(this.mem);
@@ -103,8 +108,15 @@ export class Hyp {
   }
 
   // ---- address ranges -------------------------------------------------------------------------
+  // The kernel computes addresses in u64: hyp_pfn_to_phys(pfn) = pfn << PAGE_SHIFT and size =
+  // PAGE_SIZE * nr_pages, modulo 2^64. hyp keeps addresses as page numbers, so modulo 2^52.
 
-  /** find_mem_range: the memory region around `pfn`, or the MMIO gap around it. */
+  /** hyp_pfn_to_phys(pfn) and PAGE_SIZE * nr_pages, as page numbers. */
+  phys_range(pfn: number, nr: number): { addr: number; size: number } {
+    return { addr: pfn % U64_PFNS, size: nr % U64_PFNS };
+  }
+
+  /** find_mem_range: the memory region around `pfn`, or the MMIO gap around it (the last one runs to ULONG_MAX). */
   find_mem_range(pfn: number): { start: number; end: number; memory: boolean } {
     let start = 0;
     for (const [first, nr] of this.config.memory) {
@@ -112,21 +124,39 @@ export class Hyp {
       if (pfn < first + nr) return { start: first, end: first + nr, memory: true };
       start = first + nr;
     }
-    return { start, end: PA_PFNS, memory: false };
+    return { start, end: U64_PFNS, memory: false };
+  }
+
+  /**
+   * is_in_mem_range of the last byte of a range ending at page `end`: it lies in page end - 1, or,
+   * for end == 0, it is byte 2^64 - 1, which no range holds (the last gap stops one byte short).
+   */
+  is_in_mem_range(end: number, range: { start: number; end: number }): boolean {
+    return end > 0 && range.start <= end - 1 && end - 1 < range.end;
   }
 
   /** range_is_memory: [start, end) lies inside one memory region. */
   range_is_memory(start: number, end: number): boolean {
     const r = this.find_mem_range(start);
-    return r.memory && end <= r.end;
+    return r.memory && this.is_in_mem_range(end, r);
   }
 
-  /** Rule 1 of the hypercalls: 0, or the errno for a bad range (nr_pages > 0). */
+  /** check_range_allowed_memory (6.16): -EINVAL unless the range lies in one region or gap; -EPERM for a gap. */
   check_range_allowed_memory(pfn: number, nr: number): number {
-    if (pfn + nr > PA_PFNS) return -EINVAL;
-    if (this.range_is_memory(pfn, pfn + nr)) return 0;
-    const touchesMemory = this.config.memory.some(([first, size]) => pfn < first + size && pfn + nr > first);
-    return touchesMemory ? -EINVAL : -EPERM; // straddles a boundary, or wholly MMIO
+    const { addr, size } = this.phys_range(pfn, nr);
+    const range = this.find_mem_range(addr);
+    if (!this.is_in_mem_range((addr + size) % U64_PFNS, range)) return -EINVAL;
+    return range.memory ? 0 : -EPERM;
+  }
+
+  /**
+   * _kvm_pgtable_walk's bounds (6.12): -ERANGE when the start or the end lies past the table's input
+   * range, else the number of pages the walk covers: none when end <= addr (an empty or wrapping range).
+   */
+  kvm_pgtable_walk_pages(pgt: KvmPgtable, addr: number, size: number): number {
+    const end = (addr + size) % U64_PFNS;
+    if (addr > pgt.ia_pages || end > pgt.ia_pages) return -ERANGE;
+    return end > addr ? end - addr : 0;
   }
 
   // ---- page states ----------------------------------------------------------------------------
@@ -152,18 +182,42 @@ export class Hyp {
     return this.hyp_get_page_state(this.hyp_pgt.get_leaf(pfn));
   }
 
-  /** Every page of the range is in `state`; one lookup covers the whole block the walk stopped at. */
+  /**
+   * __host_check_page_state_range: the version's range check (types/kernel.ts), then the host state
+   * of the pages it covers, one lookup per leaf. Outside memory the state is NOPAGE (6.12
+   * host_get_page_state, mem_protect.c:609). Unlike 6.12's walk, a leaf that spans memory and MMIO
+   * is looked at again where the memory ends (docs/semantics.md §10 item 2).
+   */
   __host_check_page_state_range(pfn: number, nr: number, state: number): number {
-    for (let p = pfn; p < pfn + nr; ) {
+    const { addr, size } = this.phys_range(pfn, nr);
+    let pages = size;
+    if (this.kernel.range.check === 'kvm_pgtable_walk') pages = this.kvm_pgtable_walk_pages(this.host_mmu, addr, size);
+    else pages = this.check_range_allowed_memory(pfn, nr) || size;
+    if (pages < 0) return pages;
+    for (let p = addr; p < addr + pages; ) {
+      const span = this.find_mem_range(p);
+      if (!span.memory) {
+        if (state !== PKVM_NOPAGE) return -EPERM;
+        p = span.end;
+        continue;
+      }
       const leaf = this.host_mmu.get_leaf(p);
       if (this.host_get_page_state(leaf) !== state) return -EPERM;
-      p = nextBlock(p, leaf.level);
+      p = Math.min(nextBlock(p, leaf.level), span.end);
     }
     return 0;
   }
 
+  /**
+   * __hyp_check_page_state_range: 6.12 walks hyp's stage-1 (the simulation maps hyp VA == PA), 6.16
+   * reads each page with no range check (RangeRule.hypWalk).
+   */
   __hyp_check_page_state_range(pfn: number, nr: number, state: number): number {
-    for (let p = pfn; p < pfn + nr; ) {
+    const { addr, size } = this.phys_range(pfn, nr);
+    const pages = this.kernel.range.hypWalk ? this.kvm_pgtable_walk_pages(this.hyp_pgt, addr, size) : size;
+    if (pages < 0) return pages;
+    for (let p = addr; p < addr + pages; ) {
+      if (p >= this.hyp_pgt.ia_pages) return state === PKVM_NOPAGE ? 0 : -EPERM; // nothing is mapped there
       const leaf = this.hyp_pgt.get_leaf(p);
       if (this.hyp_get_page_state(leaf) !== state) return -EPERM;
       p = nextBlock(p, leaf.level);
@@ -239,24 +293,21 @@ export class Hyp {
 
   // ---- the ownership hypercalls ---------------------------------------------------------------
 
-  /** Rule 1 then each check in order; 'noop' for nr_pages == 0. */
-  check(pfn: number, nr: number, ...checks: (() => number)[]): number | 'noop' {
-    const r = this.check_range_allowed_memory(pfn, nr || 1);
-    if (r !== 0) return r;
-    if (nr === 0) return 'noop';
+  /** Runs the checks in order; when they pass, applies `effect` to every page from addr up to end (none when end <= addr). */
+  transition(pfn: number, nr: number, effect: (p: number) => void, ...checks: (() => number)[]): number {
     for (const c of checks) {
       const ret = c();
       if (ret !== 0) return ret;
     }
+    const [addr, end] = this.effect_range(pfn, nr);
+    for (let p = addr; p < end; p++) effect(p);
     return 0;
   }
 
-  /** Runs the checks; when they pass, applies `effect` to every page. */
-  transition(pfn: number, nr: number, effect: (p: number) => void, ...checks: (() => number)[]): number {
-    const r = this.check(pfn, nr, ...checks);
-    if (r !== 0) return r === 'noop' ? 0 : r;
-    for (let i = 0; i < nr; i++) effect(pfn + i);
-    return 0;
+  /** The pages an effect loops over, `for (cur = addr; cur < end; ...)`: none when the end wraps. */
+  effect_range(pfn: number, nr: number): [number, number] {
+    const { addr, size } = this.phys_range(pfn, nr);
+    return addr + size < U64_PFNS ? [addr, addr + size] : [addr, addr];
   }
 
   __pkvm_host_share_hyp(pfn: number): number {
@@ -320,7 +371,8 @@ export class Hyp {
 
   /** Pages hyp uses itself (its reserve, VMs' pages) are never given away. */
   hyp_check_not_internal(pfn: number, nr: number): number {
-    for (let i = 0; i < nr; i++) if (this.vmemmap.flags(pfn + i) & HYP_PAGE_INTERNAL) return -EPERM;
+    const [addr, end] = this.effect_range(pfn, nr);
+    for (let p = addr; p < end; p++) if (this.vmemmap.flags(p) & HYP_PAGE_INTERNAL) return -EPERM;
     return 0;
   }
 
@@ -350,33 +402,41 @@ export class Hyp {
   }
 
   check_ffa_shared(pfn: number, nr: number): number {
-    for (let i = 0; i < nr; i++) if (!(this.vmemmap.flags(pfn + i) & HYP_PAGE_FFA_SHARED)) return -EPERM;
+    const [addr, end] = this.effect_range(pfn, nr);
+    for (let p = addr; p < end; p++) if (!(this.vmemmap.flags(p) & HYP_PAGE_FFA_SHARED)) return -EPERM;
     return 0;
   }
 
+  /** Checks the host's and hyp's states, then takes a reference on each page (hyp_page_ref_inc). */
   hyp_pin_shared_mem(pfn: number, nr: number): number {
     return this.transition(
       pfn,
       nr,
-      (p) => this.vmemmap.page_ref_add(p, 1),
+      (p) => this.hyp_page_ref_inc(p),
       () => this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED),
       () => this.__hyp_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_BORROWED),
     );
   }
 
+  /** No checks: drops a reference on each page (hyp_page_ref_dec); returns nothing in the kernel. */
   hyp_unpin_shared_mem(pfn: number, nr: number): number {
-    return this.transition(
-      pfn,
-      nr,
-      (p) => this.vmemmap.page_ref_add(p, -1),
-      () => this.check_pinned(pfn, nr),
-    );
+    return this.transition(pfn, nr, (p) => this.hyp_page_ref_dec(p));
   }
 
-  /** Every page is one hyp borrows and holds a pin on. */
-  check_pinned(pfn: number, nr: number): number {
-    for (let i = 0; i < nr; i++)
-      if (this.hyp_page_state(pfn + i) !== PKVM_PAGE_SHARED_BORROWED || this.vmemmap.refcount(pfn + i) === 0) return -EINVAL;
-    return 0;
+  /** hyp_page_ref_inc: `struct hyp_page`'s refcount is a u16, BUG_ON(refcount == USHRT_MAX) (memory.h:54). */
+  hyp_page_ref_inc(pfn: number): void {
+    BUG_ON(this.vmemmap.refcount(pfn) >= this.kernel.maxPins, `pfn 0x${pfn.toString(16)} pinned ${this.kernel.maxPins} times`);
+    this.vmemmap.page_ref_add(pfn, 1);
+  }
+
+  /**
+   * hyp_page_ref_dec: BUG_ON(!refcount) (memory.h:60). The kernel would also decrement the count of
+   * a page hyp itself allocated (a table page); the simulation refuses every page hyp does not
+   * borrow, like the model (docs/semantics.md §10 item 7).
+   */
+  hyp_page_ref_dec(pfn: number): void {
+    const borrowed = this.find_mem_range(pfn).memory && this.hyp_page_state(pfn) === PKVM_PAGE_SHARED_BORROWED;
+    BUG_ON(!borrowed || this.vmemmap.refcount(pfn) === 0, `pfn 0x${pfn.toString(16)} unpinned without a pin`);
+    this.vmemmap.page_ref_add(pfn, -1);
   }
 }

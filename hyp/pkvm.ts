@@ -132,16 +132,12 @@ export class Pkvm extends Hyp {
     const size = this.guest_check_transition_size(gfn, nr, pfn);
     if (size) return size;
     const pgt = this.guestPgt(slot);
-    const r = this.check(
-      pfn,
-      nr,
-      () => this.host_check_guest_shareable(pfn, nr),
-      () => {
-        for (let i = 0; i < nr; i++) if (this.guest_get_page_state(pgt, gfn + i) !== PKVM_NOPAGE) return -EPERM;
-        return 0;
-      },
-    );
-    if (r !== 0) return r === 'noop' ? 0 : r;
+    pfn = this.phys_range(pfn, nr).addr; // hyp_pfn_to_phys(pfn), in u64
+    // 6.16 order: the host range, the guest range (NOPAGE), then each host page.
+    let r = this.check_range_allowed_memory(pfn, nr);
+    for (let i = 0; r === 0 && i < nr; i++) if (this.guest_get_page_state(pgt, gfn + i) !== PKVM_NOPAGE) r = -EPERM;
+    if (r === 0) r = this.host_check_guest_shareable(pfn, nr);
+    if (r !== 0) return r;
     for (let i = 0; i < nr; i++) {
       if (this.vmemmap.share_guest_count(pfn + i) === 0) this.__host_set_page_state_range(pfn + i, 1, PKVM_PAGE_SHARED_OWNED);
       this.vmemmap.share_guest_count_add(pfn + i, 1);
@@ -177,14 +173,11 @@ export class Pkvm extends Hyp {
   }
 
   __pkvm_init_vm(pfn: number, nr: number): number {
+    ({ addr: pfn, size: nr } = this.phys_range(pfn, nr));
     if (nr < VM_MIN_PAGES) return -EINVAL;
-    const r = this.check(
-      pfn,
-      nr,
-      () => this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED),
-      () => this.__hyp_check_page_state_range(pfn, nr, PKVM_NOPAGE),
-    );
-    if (r !== 0) return r === 'noop' ? 0 : r;
+    const r = this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED) || this.__hyp_check_page_state_range(pfn, nr, PKVM_NOPAGE);
+    if (r !== 0) return r;
+    if (this.effect_range(pfn, nr)[1] === pfn) return 0; // a wrapping range in 6.12 visits nothing: no VM
     let slot = 0;
     while (slot < MAX_VMS && this.mem.cell(this.vmCells + slot * SLOT_CELLS + IN_USE)) slot++;
     if (slot === MAX_VMS) return -ENOMEM;

@@ -1,13 +1,18 @@
 // The reference model: executes one call of the vocabulary on a State and returns its result.
 import type { Call } from '../types/calls';
+import { kernelOf, NOT_SUPPORTED } from '../types/kernel';
 import { host_access } from './access';
 import * as ownership from './ownership';
 import type { State } from './state';
 
 export * from './state';
 
-/** The model's result for a call; mutates `s` only when the call succeeds (and the fault log). */
+/**
+ * The model's result for a call; mutates `s` only when the call succeeds (and the fault log). A call
+ * the version does not have is NOT_SUPPORTED and changes nothing.
+ */
 export function execModel(s: State, c: Call): number {
+  if (kernelOf(s.config).absent.includes(c.call)) return NOT_SUPPORTED;
   switch (c.call) {
     case '__pkvm_host_share_hyp':
       return ownership.__pkvm_host_share_hyp(s, c.args);

@@ -1,20 +1,43 @@
-// The ownership hypercalls of SEMANTICS §3, one function each: checks in the table's order (range,
-// initiator, completer, extra conditions), all-or-nothing, then the effect.
+// The ownership hypercalls of docs/semantics.md §5-§6, one function each: the kernel's checks in its
+// order (the range rule of the version where the kernel checks the range, then the page states),
+// all-or-nothing, then the effect. Version differences come from the table in types/kernel.ts.
 import { E2BIG, EBUSY, EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
 import { GUEST_IPA_PFNS, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES } from '../types/config';
+import { HYP_PANIC, kernelOf } from '../types/kernel';
 import type { ArgsOf, RangeArgs } from '../types/calls';
-import { checkRange } from './range';
+import { checkRange, isMemory, pagesVisited, u64Range } from './range';
 import { hostState, hypState, page, setPage, type Page, type State } from './state';
 
-type Check = (p: Page) => boolean;
+/** A page check; `null` is a page outside memory, which host and hyp both see as NOPAGE. */
+type Check = (p: Page | null) => boolean;
+/** A step of a call's checks: a page check with the result when a page fails it, or a range check. */
+type PageCheck = readonly [Check, number];
+type Step = PageCheck | typeof HOST_RANGE | typeof HYP_RANGE;
+/** The version's range rule on the host range (__host_check_page_state_range's first step). */
+const HOST_RANGE = 'host-range';
+/** The same on hyp's side, where the version walks hyp's stage-1 (RangeRule.hypWalk). */
+const HYP_RANGE = 'hyp-range';
 
-/** Runs the range check, then each page check in order; returns the first failure or 0. */
-function checkPages(s: State, { pfn, nr_pages }: RangeArgs, ...checks: [Check, number][]): number | 'noop' {
-  const r = checkRange(s.config, pfn, nr_pages || 1);
-  if (r !== 0) return r;
-  if (nr_pages === 0) return 'noop';
-  for (const [ok, errno] of checks) for (let i = 0; i < nr_pages; i++) if (!ok(page(s, pfn + i))) return -errno;
-  return 0;
+const pageAt = (s: State, pfn: number): Page | null => (isMemory(s.config, pfn) ? page(s, pfn) : null);
+
+/**
+ * Runs the steps in order over the pages the version visits; returns the first failure, or the
+ * range the effect applies to (empty when the version visits no page of it).
+ */
+function checkPages(s: State, a: RangeArgs, ...steps: Step[]): number | RangeArgs {
+  const rule = kernelOf(s.config).range;
+  const r = u64Range(a.pfn, a.nr_pages);
+  const visited = pagesVisited(rule, r);
+  for (const step of steps) {
+    if (step === HOST_RANGE || step === HYP_RANGE) {
+      const e = step === HYP_RANGE && !rule.hypWalk ? 0 : checkRange(s.config, rule, r);
+      if (e !== 0) return e;
+      continue;
+    }
+    const [ok, result] = step;
+    for (let i = 0; i < visited; i++) if (!ok(pageAt(s, r.pfn + i))) return result;
+  }
+  return { pfn: r.pfn, nr_pages: visited };
 }
 
 function update(s: State, { pfn, nr_pages }: RangeArgs, f: (p: Page) => Page): 0 {
@@ -22,28 +45,31 @@ function update(s: State, { pfn, nr_pages }: RangeArgs, f: (p: Page) => Page): 0
   return 0;
 }
 
-/** Runs the checks and, when they all pass, applies the effect to every page of the range. */
-function transition(s: State, range: RangeArgs, effect: (p: Page) => Page, ...checks: [Check, number][]): number {
-  const r = checkPages(s, range, ...checks);
-  if (r === 'noop') return 0;
-  return r === 0 ? update(s, range, effect) : r;
+/** Runs the checks and, when they all pass, applies the effect to every page visited. */
+function transition(s: State, range: RangeArgs, effect: (p: Page) => Page, ...steps: Step[]): number {
+  const r = checkPages(s, range, ...steps);
+  return typeof r === 'number' ? r : update(s, r, effect);
 }
 
-const hostIs = (st: string): Check => (p) => hostState(p) === st;
-const hypIs = (st: string): Check => (p) => hypState(p) === st;
+const hostIs = (st: string): Check => (p) => (p ? hostState(p) : 'NOPAGE') === st;
+const hypIs = (st: string): Check => (p) => (p ? hypState(p) : 'NOPAGE') === st;
 const one = (pfn: number): RangeArgs => ({ pfn, nr_pages: 1 });
+const pins = (p: Page | null): number => p?.pins ?? 0;
 
-// The page checks of the table, built once.
-const HOST_OWNED: [Check, number] = [hostIs('OWNED'), EPERM];
-const HOST_SHARED_OWNED: [Check, number] = [hostIs('SHARED_OWNED'), EPERM];
-const HYP_NOPAGE: [Check, number] = [hypIs('NOPAGE'), EPERM];
-const HYP_SHARED_BORROWED: [Check, number] = [hypIs('SHARED_BORROWED'), EPERM];
-const UNPINNED: [Check, number] = [(p) => p.pins === 0, EBUSY];
-const HYP_OWNED_UNUSED: [Check, number] = [(p) => hypState(p) === 'OWNED' && p.use === 'free', EPERM];
-const HOST_NOPAGE: [Check, number] = [hostIs('NOPAGE'), EPERM];
-const LENT_TO_FFA: [Check, number] = [(p) => hostState(p) === 'SHARED_OWNED' && p.ffa, EPERM];
-const PINNED: [Check, number] = [(p) => p.pins > 0, EINVAL];
-const SHARED_ONLY_WITH_GUESTS: [Check, number] = [(p) => hostState(p) === 'OWNED' || (hostState(p) === 'SHARED_OWNED' && !p.hyp && !p.ffa), EPERM];
+// The page checks of the tables, built once.
+const HOST_OWNED: PageCheck = [hostIs('OWNED'), -EPERM];
+const HOST_SHARED_OWNED: PageCheck = [hostIs('SHARED_OWNED'), -EPERM];
+const HYP_NOPAGE: PageCheck = [hypIs('NOPAGE'), -EPERM];
+const HYP_SHARED_BORROWED: PageCheck = [hypIs('SHARED_BORROWED'), -EPERM];
+const UNPINNED: PageCheck = [(p) => pins(p) === 0, -EBUSY];
+const HYP_OWNED_UNUSED: PageCheck = [(p) => p !== null && hypState(p) === 'OWNED' && p.use === 'free', -EPERM];
+const HOST_NOPAGE: PageCheck = [hostIs('NOPAGE'), -EPERM];
+const LENT_TO_FFA: PageCheck = [(p) => p !== null && hostState(p) === 'SHARED_OWNED' && p.ffa, -EPERM];
+/** hyp_page_ref_dec BUG_ONs on a page with no reference (memory.h:60). */
+const PINNED: PageCheck = [(p) => pins(p) > 0, HYP_PANIC];
+/** hyp_page_ref_inc BUG_ONs at the u16 limit (memory.h:54). */
+const pinRoom = (s: State): PageCheck => [(p) => pins(p) < kernelOf(s.config).maxPins, HYP_PANIC];
+const SHARED_ONLY_WITH_GUESTS: PageCheck = [(p) => p !== null && (hostState(p) === 'OWNED' || (hostState(p) === 'SHARED_OWNED' && !p.hyp && !p.ffa)), -EPERM];
 
 // The effects, built once.
 const lendToHyp = (p: Page): Page => ({ ...p, hyp: true });
@@ -57,28 +83,42 @@ const unpin = (p: Page): Page => ({ ...p, pins: p.pins - 1 });
 const lendToGuest = (p: Page): Page => ({ ...p, guests: p.guests + 1 });
 
 export const __pkvm_host_share_hyp = (s: State, a: ArgsOf<'__pkvm_host_share_hyp'>) =>
-  transition(s, one(a.pfn), lendToHyp, HOST_OWNED, HYP_NOPAGE);
+  transition(s, one(a.pfn), lendToHyp, HOST_RANGE, HOST_OWNED, HYP_NOPAGE);
 
+/** 6.12 checks the pins before hyp's state; no reachable state tells the two orders apart (§10 item 10). */
 export const __pkvm_host_unshare_hyp = (s: State, a: ArgsOf<'__pkvm_host_unshare_hyp'>) =>
-  transition(s, one(a.pfn), returnFromHyp, HOST_SHARED_OWNED, HYP_SHARED_BORROWED, UNPINNED);
+  transition(s, one(a.pfn), returnFromHyp, HOST_RANGE, HOST_SHARED_OWNED, HYP_SHARED_BORROWED, UNPINNED);
 
 export const __pkvm_host_donate_hyp = (s: State, a: RangeArgs) =>
-  transition(s, a, giveToHyp, HOST_OWNED, HYP_NOPAGE);
+  transition(s, a, giveToHyp, HOST_RANGE, HOST_OWNED, HYP_NOPAGE);
 
-/** Stricter than the kernel: hyp gives back only pages it does not use itself (see README). */
+/**
+ * hyp's side is checked first, then the host's range and state. Stricter than the kernel: hyp gives
+ * back only pages it does not use itself (see README).
+ */
 export const __pkvm_hyp_donate_host = (s: State, a: RangeArgs) =>
-  transition(s, a, giveToHost, HYP_OWNED_UNUSED, HOST_NOPAGE);
+  transition(s, a, giveToHost, HYP_RANGE, HYP_OWNED_UNUSED, HOST_RANGE, HOST_NOPAGE);
 
-export const __pkvm_host_share_ffa = (s: State, a: RangeArgs) => transition(s, a, lendToFfa, HOST_OWNED);
+export const __pkvm_host_share_ffa = (s: State, a: RangeArgs) => transition(s, a, lendToFfa, HOST_RANGE, HOST_OWNED);
 
 /** Stricter than the kernel: the page must be lent to ffa, not just shared (see README). */
 export const __pkvm_host_unshare_ffa = (s: State, a: RangeArgs) =>
-  transition(s, a, returnFromFfa, LENT_TO_FFA);
+  transition(s, a, returnFromFfa, HOST_RANGE, LENT_TO_FFA);
 
+/** The 65,536th pin of a page panics; the checks before it are the host's and hyp's states. */
 export const hyp_pin_shared_mem = (s: State, a: RangeArgs) =>
-  transition(s, a, pin, HOST_SHARED_OWNED, HYP_SHARED_BORROWED);
+  transition(s, a, pin, HOST_RANGE, HOST_SHARED_OWNED, HYP_SHARED_BORROWED, pinRoom(s));
 
-export const hyp_unpin_shared_mem = (s: State, a: RangeArgs) => transition(s, a, unpin, PINNED);
+/**
+ * No checks: hyp_unpin_shared_mem drops one reference per page from `from` up to `to` (no page when
+ * the range is empty or wraps) and panics on a page that has none, in both versions.
+ */
+export function hyp_unpin_shared_mem(s: State, a: RangeArgs): number {
+  const r = u64Range(a.pfn, a.nr_pages);
+  const range = { pfn: r.pfn, nr_pages: r.wraps ? 0 : r.nr };
+  for (let i = 0; i < range.nr_pages; i++) if (!PINNED[0](pageAt(s, r.pfn + i))) return HYP_PANIC;
+  return update(s, range, unpin);
+}
 
 /** A guest transition is one page, or a 2 MiB-aligned block of 512 (gfn, and pfn when given). */
 function guestShapeOk(nr: number, gfn: number, pfn = 0): boolean {
@@ -90,11 +130,11 @@ function guestShapeOk(nr: number, gfn: number, pfn = 0): boolean {
 export function __pkvm_host_share_guest(s: State, a: ArgsOf<'__pkvm_host_share_guest'>): number {
   const vm = s.vms.get(a.vm);
   if (!vm || !guestShapeOk(a.nr_pages, a.gfn, a.pfn)) return -EINVAL;
-  const r = checkPages(s, a, SHARED_ONLY_WITH_GUESTS);
-  if (r !== 0) return r === 'noop' ? 0 : r;
+  const r = checkPages(s, a, HOST_RANGE, SHARED_ONLY_WITH_GUESTS);
+  if (typeof r === 'number') return r;
   for (let i = 0; i < a.nr_pages; i++) if (vm.gfns.has(a.gfn + i)) return -EPERM;
-  for (let i = 0; i < a.nr_pages; i++) vm.gfns.set(a.gfn + i, { pfn: a.pfn + i, nr: a.nr_pages, prot: a.prot });
-  return update(s, a, lendToGuest);
+  for (let i = 0; i < a.nr_pages; i++) vm.gfns.set(a.gfn + i, { pfn: r.pfn + i, nr: a.nr_pages, prot: a.prot });
+  return update(s, r, lendToGuest);
 }
 
 export function __pkvm_host_unshare_guest(s: State, a: ArgsOf<'__pkvm_host_unshare_guest'>): number {
@@ -119,15 +159,16 @@ function unmapGuest(s: State, handle: number, gfn: number, nr: number): void {
 }
 
 export function __pkvm_init_vm(s: State, a: RangeArgs): number {
-  if (a.nr_pages < VM_MIN_PAGES) return -EINVAL;
-  const r = checkPages(s, a, HOST_OWNED, HYP_NOPAGE);
-  if (r !== 0) return r === 'noop' ? 0 : r;
+  if (u64Range(a.pfn, a.nr_pages).nr < VM_MIN_PAGES) return -EINVAL;
+  const r = checkPages(s, a, HOST_RANGE, HOST_OWNED, HYP_NOPAGE);
+  if (typeof r === 'number') return r;
+  if (r.nr_pages === 0) return 0; // a wrapping range in 6.12: nothing visited, no VM
   let slot = 0;
   while (s.vms.has(VM_HANDLE_OFFSET + slot)) slot++;
   if (slot === MAX_VMS) return -ENOMEM;
   const handle = VM_HANDLE_OFFSET + slot;
-  s.vms.set(handle, { first: a.pfn, nr: a.nr_pages, gfns: new Map() });
-  update(s, a, (p) => ({ ...p, owner: 'hyp', use: handle })); // hyp uses them for this VM
+  s.vms.set(handle, { first: r.pfn, nr: r.nr_pages, gfns: new Map() });
+  update(s, r, (p) => ({ ...p, owner: 'hyp', use: handle })); // hyp uses them for this VM
   Object.assign(s.faults, { entries: [], warned: false, dropped: 0, aborts: 0 });
   return handle;
 }

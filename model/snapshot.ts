@@ -13,7 +13,8 @@
 //   the copy needs exactly one memcache page per table page.
 import { EINVAL, ENOMEM, EPERM } from '../types/errno';
 import type { SnapshotArgs } from '../types/calls';
-import { checkRange } from './range';
+import { checkRange, isMemory, pagesVisited, u64Range } from './range';
+import { kernelOf } from '../types/kernel';
 import { hostState, hypState, page, type State } from './state';
 
 export const SNAPSHOT_PAGE_SIZE = 4096;
@@ -53,13 +54,16 @@ export function __pkvm_host_stage2_snapshot(s: State, a: SnapshotArgs, input: Sn
   /** host -> hyp of [pfn, pfn + nr): range rule, then host OWNED and hyp NOPAGE page by page. */
   const donate = (pfn: number, nr: number): number => {
     if (nr === 0) return 0;
-    const r = checkRange(s.config, pfn, nr);
+    const rule = kernelOf(s.config).range;
+    const range = u64Range(pfn, nr);
+    const r = checkRange(s.config, rule, range);
     if (r !== 0) return r;
-    for (let i = 0; i < nr; i++) {
-      const p = page(s, pfn + i);
-      if (taken.has(pfn + i) || hostState(p) !== 'OWNED' || hypState(p) !== 'NOPAGE') return -EPERM;
+    const visited = pagesVisited(rule, range);
+    for (let q = range.pfn; q < range.pfn + visited; q++) {
+      const p = page(s, q);
+      if (!isMemory(s.config, q) || taken.has(q) || hostState(p) !== 'OWNED' || hypState(p) !== 'NOPAGE') return -EPERM;
     }
-    const unit = Array.from({ length: nr }, (_, i) => pfn + i);
+    const unit = Array.from({ length: visited }, (_, i) => range.pfn + i);
     for (const p of unit) taken.add(p);
     units.push(unit);
     return 0;

@@ -126,7 +126,7 @@ describe('malformed traces: one line naming the file, the step and the field', (
       trace({ steps: [{ call: '__pkvm_teardown_vm', args: { vm: '$2' } }, { call: '__pkvm_init_vm', args: { pfn: 1, nr_pages: 3 } }] }),
       `${FILE}: step 1: field "args.vm": "$2" must name an earlier __pkvm_init_vm step`,
     ],
-    ['bad expect', trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1 }, expect: '-ENOPE' }] }), `${FILE}: step 1: field "expect": expected 0 or a negative errno (a number or a name like "-EPERM"), got "-ENOPE"`],
+    ['bad expect', trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1 }, expect: '-ENOPE' }] }), `${FILE}: step 1: field "expect": expected 0, a negative errno (a number or a name like "-EPERM"), "panic" or "not-supported", got "-ENOPE"`],
     ['page size', trace({ config: { pageSize: 16384 } }), `${FILE}: field "config.pageSize": expected 4096 (the only simulated stage-2 granule), got 16384`],
     ['empty memory', trace({ config: { memory: [] } }), `${FILE}: field "config.memory": expected a non-empty array of [first pfn, number of pages], got []`],
     ['zero-page region', trace({ config: { memory: [[0, 0]] } }), `${FILE}: field "config.memory[0][1]": expected a positive integer (number of pages), got 0`],
@@ -140,7 +140,8 @@ describe('malformed traces: one line naming the file, the step and the field', (
       trace({ config: { memory: [[0xfffffff, 2]] } }),
       `${FILE}: field "config.memory[0]": expected a region inside the 40-bit PA space (pfns below 0x10000000), got [268435455,2]`,
     ],
-    ['unknown config field', trace({ config: { cpus: 4 } }), `${FILE}: field "config.cpus": unknown field (allowed: memory, pageSize)`],
+    ['unknown config field', trace({ config: { cpus: 4 } }), `${FILE}: field "config.cpus": unknown field (allowed: memory, pageSize, kernel)`],
+    ['unknown kernel', trace({ config: { kernel: '6.14' } }), `${FILE}: field "config.kernel": expected "6.12" or "6.16", got "6.14"`],
     ['inject not a string', trace({ inject: 3 }), `${FILE}: field "inject": expected a bug id listed by \`pkvm-check bugs\`, or null, got 3`],
     ['inject an unknown bug', trace({ inject: 'no-such-bug' }), `${FILE}: field "inject": expected a bug id listed by \`pkvm-check bugs\`, or null, got "no-such-bug"`],
     [

@@ -1,4 +1,6 @@
-// The simulated machine: which physical frames are memory (everything else is MMIO).
+// The simulated machine: which physical frames are memory (everything else is MMIO), and which
+// kernel version the model and hyp/ follow.
+import type { KernelVersion } from './kernel';
 
 /** A memory region as `[first pfn, number of pages]`. */
 export type MemoryRegion = readonly [number, number];
@@ -7,6 +9,8 @@ export interface MachineConfig {
   readonly memory: readonly MemoryRegion[];
   /** Stage-2 granule. Only 4096 is simulated for page tables. */
   readonly pageSize: number;
+  /** The pKVM version modelled (types/kernel.ts); absent means DEFAULT_KERNEL. */
+  readonly kernel?: KernelVersion;
 }
 
 /** 40-bit physical address space with 4 KiB pages: pfns below 2^28. */

@@ -78,13 +78,10 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
   },
   {
     id: 'range-is-memory-off-by-one',
-    description: 'range_is_memory accepts a range ending one page past its memory region',
+    description: 'is_in_mem_range (which range_is_memory and check_range_allowed_memory use) accepts a range ending one page past its memory region',
     suite: 'ownership',
     inject: (h) => {
-      h.range_is_memory = (start, end) => {
-        const r = h.find_mem_range(start);
-        return r.memory && end <= r.end + 1;
-      };
+      h.is_in_mem_range = (end, range) => end > 0 && range.start <= end - 1 && end - 1 <= range.end;
     },
   },
   {

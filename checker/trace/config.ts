@@ -1,7 +1,9 @@
-// A trace's machine: which page frames are memory (everything else is MMIO) and the stage-2 granule.
-// Validated here with the same one-line messages as a step; absent fields take DEFAULT_CONFIG's value.
+// A trace's machine: which page frames are memory (everything else is MMIO), the stage-2 granule and
+// the kernel version modelled. Validated here with the same one-line messages as a step; absent fields
+// take DEFAULT_CONFIG's value, and a trace without `kernel` models DEFAULT_KERNEL.
 import { hypLayout } from '../../hyp/setup';
 import { DEFAULT_CONFIG, PA_PFNS, type MachineConfig, type MemoryRegion } from '../../types/config';
+import { isKernelVersion, KERNEL_VERSIONS, type KernelVersion } from '../../types/kernel';
 import { InputError } from '../vocabulary';
 import { checkLimit, MAX_MEMORY_PAGES } from './limits';
 
@@ -49,21 +51,34 @@ function checkBootable(config: MachineConfig): void {
   }
 }
 
+/**
+ * A kernel version as the CLI's `--kernel` and a trace's `config.kernel` name it; anything else is an
+ * InputError of one line naming `what`.
+ */
+export function parseKernelVersion(v: unknown, what = 'field "config.kernel"'): KernelVersion {
+  if (isKernelVersion(v)) return v;
+  throw new InputError(`${what}: expected ${KERNEL_VERSIONS.map((k) => `"${k}"`).join(' or ')}, got ${show(v)}`);
+}
+
 /** Decodes the `config` field of a trace (`undefined` when absent). Throws InputError naming the field. */
 export function parseConfig(raw: unknown): MachineConfig {
   if (raw === undefined) return DEFAULT_CONFIG;
-  if (!isObject(raw)) return bad('config', 'an object { memory, pageSize }', raw);
-  for (const k of Object.keys(raw)) if (k !== 'memory' && k !== 'pageSize') throw new InputError(`field "config.${k}": unknown field (allowed: memory, pageSize)`);
+  if (!isObject(raw)) return bad('config', 'an object { memory, pageSize, kernel }', raw);
+  for (const k of Object.keys(raw)) if (k !== 'memory' && k !== 'pageSize' && k !== 'kernel') throw new InputError(`field "config.${k}": unknown field (allowed: memory, pageSize, kernel)`);
   const memory = raw.memory === undefined ? DEFAULT_CONFIG.memory : parseMemory(raw.memory);
   const pageSize = raw.pageSize === undefined ? DEFAULT_CONFIG.pageSize : raw.pageSize;
   if (pageSize !== 4096) bad('config.pageSize', '4096 (the only simulated stage-2 granule)', pageSize);
-  const config: MachineConfig = { memory, pageSize: 4096 };
+  const config: MachineConfig = raw.kernel === undefined ? { memory, pageSize: 4096 } : { memory, pageSize: 4096, kernel: parseKernelVersion(raw.kernel) };
   if (raw.memory !== undefined) checkBootable(config);
   return config;
 }
 
-/** The config as one line of JSON, in the CONTRACT's layout: `{ "memory": [[262144, 4096]], "pageSize": 4096 }`. */
+/**
+ * The config as one line of JSON, in the CONTRACT's layout: `{ "memory": [[262144, 4096]], "pageSize":
+ * 4096 }`, with `"kernel": "6.12"` after them when the config names a version.
+ */
 export function encodeConfig(c: MachineConfig): string {
   const memory = c.memory.map(([first, pages]) => `[${first}, ${pages}]`).join(', ');
-  return `{ "memory": [${memory}], "pageSize": ${c.pageSize} }`;
+  const kernel = c.kernel === undefined ? '' : `, "kernel": "${c.kernel}"`;
+  return `{ "memory": [${memory}], "pageSize": ${c.pageSize}${kernel} }`;
 }
