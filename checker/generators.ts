@@ -169,17 +169,17 @@ interface Rule<C extends OwnershipCall> {
   args(d: readonly number[], model: State, ctx: ResolveContext): ArgsOf<C>;
 }
 
-/** The words a rule reads, by name. */
-function named<const N extends readonly string[]>(names: N, d: readonly number[]): Named<N> {
-  const out: Record<string, number> = {};
-  names.forEach((name, i) => {
-    if (name !== '_') out[name] = d[i];
-  });
-  return out as Named<N>;
-}
-
 function rule<C extends OwnershipCall, const N extends readonly string[]>(weight: number, names: N, args: (d: Named<N>, model: State, ctx: ResolveContext) => ArgsOf<C>): Rule<C> {
-  return { weight, args: (d, model, ctx) => args(named(names, d), model, ctx) };
+  // The words it reads, as [name, index] pairs, worked out once: resolving is on the hot path.
+  const slots = names.flatMap((name, i) => (name === '_' ? [] : [[name, i] as const]));
+  return {
+    weight,
+    args: (d, model, ctx) => {
+      const named: Record<string, number> = {};
+      for (const [name, i] of slots) named[name] = d[i];
+      return args(named as Named<N>, model, ctx);
+    },
+  };
 }
 
 /** A guest call needs a VM: with none live, four times in five the step creates one instead. */
