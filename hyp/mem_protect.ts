@@ -30,7 +30,7 @@ import {
   kvm_pte_valid,
 } from './pgtable';
 import { HypPool } from './pool';
-import { hypLayout, type HypLayout } from './setup';
+import { HOST_PGD_PAGES, HYP_PGD_PAGES, hypLayout, type HypLayout } from './setup';
 import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL, HypVmemmap } from './vmemmap';
 
 /** Page states as the kernel names them (SEMANTICS §1). */
@@ -42,9 +42,6 @@ export const PKVM_NOPAGE = 3;
 /** Owner ids carried by annotations: host 0 (a zero entry), hyp 1. */
 export const PKVM_ID_HOST = 0;
 export const PKVM_ID_HYP = 1;
-
-/** The host stage-2's PGD: two concatenated pages (40-bit IPA, level 1 start). */
-export const HOST_PGD_PAGES = 2;
 
 /** pkvm_mkstate: leaf attributes `attr` carrying a page state in the software bits. */
 export const pkvm_mkstate = (attr: KvmPte, state: number): KvmPte => ({
@@ -94,7 +91,7 @@ export class Hyp {
     const ops = (p: HypPool) => ({ zalloc_page: () => p.alloc(), put_page: (pfn: number) => p.free(pfn) });
     const { mem, vmemmap } = this;
     this.host_mmu = new KvmPgtable({ mem, vmemmap, mm_ops: ops(this.host_pool), start_level: KVM_LEVEL_1G, pgd: this.layout.hostPgd, pgd_pages: HOST_PGD_PAGES, ia_pages: PA_PFNS });
-    this.hyp_pgt = new KvmPgtable({ mem, vmemmap, mm_ops: ops(this.hyp_pool), start_level: KVM_LEVEL_512G, pgd: this.layout.hypPgd, pgd_pages: 1, ia_pages: PA_PFNS });
+    this.hyp_pgt = new KvmPgtable({ mem, vmemmap, mm_ops: ops(this.hyp_pool), start_level: KVM_LEVEL_512G, pgd: this.layout.hypPgd, pgd_pages: HYP_PGD_PAGES, ia_pages: PA_PFNS });
     this.host_mmu.init();
     this.hyp_pgt.init();
     // fix_host_ownership: the carve-out is hyp's, annotated in the host stage-2 and mapped at EL2.

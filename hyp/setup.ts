@@ -15,6 +15,10 @@ export interface HypLayout {
   readonly guestReserve: MemoryRegion;
 }
 
+/** The host stage-2's PGD: two concatenated pages (40-bit IPA, level 1 start); hyp's stage-1 PGD is one. */
+export const HOST_PGD_PAGES = 2;
+export const HYP_PGD_PAGES = 1;
+
 /** Pages for guest stage-2 tables when a VM's own pool is used up. */
 export const GUEST_RESERVE_PAGES = 256;
 
@@ -26,16 +30,17 @@ function tablePages(config: MachineConfig): number {
 
 export function hypLayout(config: MachineConfig): HypLayout {
   const pool = tablePages(config);
-  const total = 3 + 2 * pool + GUEST_RESERVE_PAGES;
+  const pgds = HOST_PGD_PAGES + HYP_PGD_PAGES;
+  const total = pgds + 2 * pool + GUEST_RESERVE_PAGES;
   const [first, nr] = [...config.memory].sort((a, b) => b[1] - a[1])[0];
   if (nr < total * 2) throw new Error(`config: the largest memory region (${nr} pages) is too small for hyp's ${total}-page carve-out`);
   const start = first + nr - total;
   return {
     carveout: [start, total],
     hostPgd: start,
-    hypPgd: start + 2,
-    hostPool: [start + 3, pool],
-    hypPool: [start + 3 + pool, pool],
-    guestReserve: [start + 3 + 2 * pool, GUEST_RESERVE_PAGES],
+    hypPgd: start + HOST_PGD_PAGES,
+    hostPool: [start + pgds, pool],
+    hypPool: [start + pgds + pool, pool],
+    guestReserve: [start + pgds + 2 * pool, GUEST_RESERVE_PAGES],
   };
 }
