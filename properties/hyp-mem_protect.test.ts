@@ -2,11 +2,13 @@
 // that the host's write lands and nothing else changes) and situations the generators rarely build
 // (a page next to a VM's pages, pins over several pages, rule 1 at the edges of two regions).
 import { describe, expect, test } from 'vitest';
+import { handle_host_hcall } from '../hyp/hyp-main';
 import { addressPfn, isCellAddress } from '../hyp/memory';
 import { KVM_LEVEL_4K, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import { Pkvm } from '../hyp/pkvm';
 import { DEFAULT_CONFIG, PA_PFNS, VM_HANDLE_OFFSET, type MachineConfig } from '../types/config';
 import { EINVAL, EPERM } from '../types/errno';
+import { HYP_PANIC, U64_PFNS } from '../types/kernel';
 import { TWO_REGIONS } from './hyp-fixtures';
 
 describe('host stage-2 idmap', () => {
@@ -64,15 +66,17 @@ describe('ownership calls next to other pages', () => {
     expect(hyp.__pkvm_hyp_donate_host(0x40104, 2)).toBe(0);
   });
 
-  test('pins and unpins of several pages check each page', () => {
+  test('pins and unpins of several pages count each page; unpinning a page without a pin panics and changes nothing', () => {
     const hyp = new Pkvm(DEFAULT_CONFIG);
     for (const p of [0x40100, 0x40101]) expect(hyp.__pkvm_host_share_hyp(p)).toBe(0);
-    expect(hyp.hyp_pin_shared_mem(0x40100, 2)).toBe(0);
-    expect(hyp.hyp_unpin_shared_mem(0x40100, 2)).toBe(0);
-    expect(hyp.hyp_unpin_shared_mem(0x40100, 1)).toBe(-EINVAL);
-    expect(hyp.hyp_pin_shared_mem(0x40101, 1)).toBe(0);
-    expect(hyp.hyp_unpin_shared_mem(0x40100, 2)).toBe(-EINVAL);
-    expect(hyp.hyp_unpin_shared_mem(0x40101, 1)).toBe(0);
+    const call = (c: 'hyp_pin_shared_mem' | 'hyp_unpin_shared_mem', pfn: number, nr_pages: number) => handle_host_hcall(hyp, { call: c, args: { pfn, nr_pages } });
+    expect(call('hyp_pin_shared_mem', 0x40100, 2)).toBe(0);
+    expect(call('hyp_unpin_shared_mem', 0x40100, 2)).toBe(0);
+    expect(call('hyp_unpin_shared_mem', 0x40100, 1)).toBe(HYP_PANIC);
+    expect(call('hyp_pin_shared_mem', 0x40101, 1)).toBe(0);
+    expect(call('hyp_unpin_shared_mem', 0x40100, 2)).toBe(HYP_PANIC); // 0x40100 holds no pin
+    expect([hyp.vmemmap.refcount(0x40100), hyp.vmemmap.refcount(0x40101)]).toEqual([0, 1]);
+    expect(call('hyp_unpin_shared_mem', 0x40101, 1)).toBe(0);
   });
 
   test('rule 1 at the regions\' edges and at the top of the physical address space', () => {
@@ -88,11 +92,11 @@ describe('ownership calls next to other pages', () => {
     expect(hyp.check_range_allowed_memory(0x40400, 0x1001)).toBe(-EINVAL);
     expect(hyp.check_range_allowed_memory(0x41400, 1)).toBe(-EPERM);
     expect(hyp.check_range_allowed_memory(PA_PFNS - 1, 1)).toBe(-EPERM);
-    expect(hyp.check_range_allowed_memory(PA_PFNS - 1, 2)).toBe(-EINVAL);
+    expect(hyp.check_range_allowed_memory(PA_PFNS - 1, 2)).toBe(-EPERM); // 6.16: the last gap runs to the top of u64
     expect(hyp.find_mem_range(0x40300)).toEqual({ start: 0x40200, end: 0x40400, memory: false });
     expect(hyp.find_mem_range(0x10)).toEqual({ start: 0, end: 0x40000, memory: false });
     expect(hyp.find_mem_range(0x40401)).toEqual({ start: 0x40400, end: 0x41400, memory: true });
-    expect(hyp.find_mem_range(0x41400)).toEqual({ start: 0x41400, end: PA_PFNS, memory: false });
+    expect(hyp.find_mem_range(0x41400)).toEqual({ start: 0x41400, end: U64_PFNS, memory: false });
     expect(hyp.__pkvm_host_share_hyp(PA_PFNS - 1)).toBe(-EPERM);
     expect(hyp.__pkvm_host_donate_hyp(0x401ff, 2)).toBe(-EINVAL);
   });
