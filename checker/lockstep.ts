@@ -100,7 +100,7 @@ export class Lockstep {
     const want = execModel(this.model, call);
     let got: number;
     try {
-      got = this.target.execute(call, want, touched, n);
+      got = this.target.execute(call, want, touched, n, this.model);
     } catch (e) {
       if (e instanceof TargetFailure) return e.failure;
       throw e;

@@ -10,7 +10,7 @@ import { snapshotHandler } from './snapshot/handler';
 import { resolveSnapshotStep, snapshotStepArb } from './snapshot/generators';
 import { resolveShapeStep, shapeStepArb } from './snapshot/shapes';
 import { OWNERSHIP_MIX, resolve, sequenceArb, stepArb, type AbstractStep } from './generators';
-import { makeTarget, SIM, targetSupports, type TargetSpec } from './targets/spec';
+import { configFor, makeTarget, SIM, targetSupports, type TargetSpec } from './targets/spec';
 import type { CallName } from '../types/calls';
 import type { CallHandler } from './handlers';
 import { saveCounterexample, type SavedCounterexample, type TraceContext } from './counterexample';
@@ -50,7 +50,10 @@ export const SUITES: Partial<Record<SuiteName, SuiteDef>> = {
  * target (a kernel target has the bug built into its image already).
  */
 export function makeLockstep(inject: string | null, config: MachineConfig = DEFAULT_CONFIG, target: TargetSpec = SIM): Lockstep {
-  if (target.name !== 'sim') return new Lockstep(config, makeTarget(target, config, []), {});
+  if (target.name !== 'sim') {
+    const machine = configFor(target, config);
+    return new Lockstep(machine, makeTarget(target, machine, []), {});
+  }
   return new Lockstep(config, hypBugsFor(inject), handlersFor(inject));
 }
 
@@ -90,7 +93,7 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   const target = opts.target ?? SIM;
   const ls = makeLockstep(opts.inject, config, target);
   try {
-    return checkSuite(ls, def, name, opts, config, target, started);
+    return checkSuite(ls, def, name, opts, ls.config, target, started);
   } finally {
     ls.close();
   }

@@ -34,10 +34,11 @@ export interface Target {
   /** Back to the boot state before a sequence; `model` is the model's state now. */
   reset(model: State): void;
   /**
-   * Runs one ownership call. The model already ran it: `want` is its result and `touched` what it
-   * may have changed. Returns the target's result; throws TargetFailure for a failure of its own.
+   * Runs one ownership call. The model already ran it: `want` is its result, `model` its state after
+   * and `touched` what it may have changed. Returns the target's result; throws TargetFailure for a
+   * failure of its own.
    */
-  execute(call: Call, want: number, touched: Footprint, step: number): number;
+  execute(call: Call, want: number, touched: Footprint, step: number, model: State): number;
   /** The target's checks after a call (the model is already past it); null when all hold. */
   check(model: State, call: Call, result: number, touched: Footprint, step: number): Failure | null;
   /** A failure the target noticed during step `step`, whatever ran it (e.g. a forbidden write). */

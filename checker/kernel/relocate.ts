@@ -57,6 +57,12 @@ export class Relocation {
     return p >= this.hello.ramFirstPfn && p < this.hello.ramEndPfn ? p + RAM_SHIFT : p;
   }
 
+  /** The trace pfn a real pfn of the window stands for, as text. */
+  describePfn(real: number): string {
+    for (const s of this.slots) if (real >= s.to && real < s.to + s.nr) return `pfn ${hex(s.first + (real - s.to))} of the trace`;
+    return 'outside the trace\'s memory';
+  }
+
   /** One line per region, for replay output. */
   describe(): string[] {
     return this.slots.map((s) => `pfns ${hex(s.first)}-${hex(s.first + s.nr - 1)} -> ${hex(s.to)}-${hex(s.to + s.nr - 1)} (kernel window at ${hex(this.hello.windowPfn)})`);

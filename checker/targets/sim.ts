@@ -57,7 +57,7 @@ export class SimTarget implements Target {
     this.lastChecked = -1;
   }
 
-  execute(call: Call, _want: number, _touched: Footprint, step: number): number {
+  execute(call: Call, _want: number, _touched: Footprint, step: number, _model: State): number {
     this.mark = this.hyp.mem.mark();
     try {
       return handle_host_hcall(this.hyp, call);

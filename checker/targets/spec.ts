@@ -1,6 +1,8 @@
 // Which target a run or replay drives, as plain data (it crosses into the run's worker thread and
 // into the commands a report prints), and how to make one.
 import type { MachineConfig } from '../../types/config';
+import type { KernelVersion } from '../../types/kernel';
+import { InputError } from '../vocabulary';
 import type { CallName } from '../../types/calls';
 import type { HypBug } from '../bugs/ownership';
 import type { Target } from '../target';
@@ -16,6 +18,20 @@ export const SIM: TargetSpec = { name: 'sim' };
 
 export function makeTarget(spec: TargetSpec, config: MachineConfig, bugs: readonly HypBug[]): Target {
   return spec.name === 'sim' ? new SimTarget(config, bugs) : new KernelTarget(config, { imageDir: spec.imageDir, stepwise: spec.stepwise });
+}
+
+/** The kernel version the real-kernel target runs (Debian's linux-source-6.12). */
+export const KERNEL_TARGET_VERSION: KernelVersion = '6.12';
+
+/**
+ * The machine a config describes, as the target runs it: on the kernel, the model follows the
+ * kernel's version; a trace written for another version cannot run there.
+ */
+export function configFor(spec: TargetSpec, config: MachineConfig): MachineConfig {
+  if (spec.name === 'sim') return config;
+  if (config.kernel !== undefined && config.kernel !== KERNEL_TARGET_VERSION)
+    throw new InputError(`config.kernel: the trace is written for Linux ${config.kernel}; the kernel target runs ${KERNEL_TARGET_VERSION}`);
+  return { ...config, kernel: KERNEL_TARGET_VERSION };
 }
 
 /** What a target can run, known without making one. */
