@@ -27,6 +27,11 @@ done
 say() { printf 'kernel setup: %s\n' "$*" >&2; }
 [ -z "$inject" ] || [ -f "$here/bugs/$inject.patch" ] || { echo "setup.sh: no kernel patch for bug $inject (kernel/bugs/$inject.patch)" >&2; exit 2; }
 
+# One setup at a time per cache: the source tree and the build directory are shared.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+
 # 1. Packages (Debian): installed only when a tool is missing, and said so.
 need=()
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
