@@ -9,6 +9,7 @@ import { deleteSteps, minimize } from '../checker/minimize';
 import { runSteps } from '../checker/sequence';
 import { makeLockstep, runSuite } from '../checker/suites';
 import type { TraceStep, VmRef } from '../checker/vocabulary';
+import { HYP_PANIC } from '../types/kernel';
 
 const GUEST_BUG = 'guest-share-skips-host-check';
 const VM_PFN = 262144;
@@ -20,7 +21,7 @@ const NO_PROT = { r: false, w: false, x: false };
  * -EPERM). Steps 1, 2 and 4 are noise, step 7 comes after the failure, and step 6 names the VM by "$3".
  */
 const NOISY: TraceStep[] = [
-  { call: 'hyp_unpin_shared_mem', args: { pfn: PAGE, nr_pages: 1 }, expect: -22 },
+  { call: 'hyp_unpin_shared_mem', args: { pfn: PAGE, nr_pages: 1 }, expect: HYP_PANIC },
   { call: 'host_access', args: { pfn: PAGE + 1, write: true }, expect: 0 },
   { call: '__pkvm_init_vm', args: { pfn: VM_PFN, nr_pages: 3 } },
   { call: 'host_access', args: { pfn: PAGE, write: false }, expect: 0 },
