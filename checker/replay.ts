@@ -63,6 +63,7 @@ function replayOn(ls: Lockstep, file: string, trace: TraceFile, bug: string | nu
     const result = ls.results[i] ?? 0;
     const shown = step.call === 'hyp_panic' && result >= 0 ? `${result} entries printed` : formatResult(result);
     lines.push(`${String(i + 1).padStart(4)}  ${formatCall(step)} = ${shown}${expect}`);
+    lines.push(...ls.target.report().map((l) => `        | ${l}`));
     pages.forEach((p, j) => {
       const after = describe(ls.model, p);
       lines.push(`        pfn ${hex(p)}: ${before[j] === after ? after : `${before[j]}  ->  ${after}`}`);

@@ -47,6 +47,8 @@ export interface Target {
   finish(model: State, steps: number): Failure | null;
   /** Lines a replay prints before the steps (where the trace's pages live on this target). */
   notes(): string[];
+  /** Lines about the step just run that a replay prints under it (a kernel's panic report). */
+  report(): string[];
   /** How the target sees a page, for a replay's failure report (after `found`). */
   explain(pfn: number): { readonly found: string; readonly detail: string[] };
   /** Releases what the target holds (a machine to power off); it may be used again after. */

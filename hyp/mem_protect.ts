@@ -363,7 +363,18 @@ export class Hyp {
       () => this.__hyp_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED),
       () => this.hyp_check_not_internal(pfn, nr),
       () => this.__host_check_page_state_range(pfn, nr, PKVM_NOPAGE),
+      () => this.hyp_initiate_donation_size(pfn, nr),
     );
+  }
+
+  /**
+   * hyp_initiate_donation: kvm_pgtable_hyp_unmap must unmap the whole size, or the donation fails
+   * with -EFAULT, which do_donate's WARN_ON turns into a panic; a wrapping range unmaps nothing.
+   */
+  hyp_initiate_donation_size(pfn: number, nr: number): number {
+    const { addr, size } = this.phys_range(pfn, nr);
+    BUG_ON(this.kernel.range.wrappingUnmapPanics && size > 0 && addr + size >= U64_PFNS, 'do_donate: WARN_ON(__do_donate()) after a short hyp unmap');
+    return 0;
   }
 
   /** Pages hyp uses itself (its reserve, VMs' pages) are never given away. */

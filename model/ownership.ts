@@ -96,8 +96,13 @@ export const __pkvm_host_donate_hyp = (s: State, a: RangeArgs) =>
  * hyp's side is checked first, then the host's range and state. Stricter than the kernel: hyp gives
  * back only pages it does not use itself (see README).
  */
-export const __pkvm_hyp_donate_host = (s: State, a: RangeArgs) =>
-  transition(s, a, giveToHost, HYP_RANGE, HYP_OWNED_UNUSED, HOST_RANGE, HOST_NOPAGE);
+export function __pkvm_hyp_donate_host(s: State, a: RangeArgs): number {
+  const r = checkPages(s, a, HYP_RANGE, HYP_OWNED_UNUSED, HOST_RANGE, HOST_NOPAGE);
+  if (typeof r === 'number') return r;
+  // Unmapping a wrapping range unmaps nothing, and do_donate's WARN_ON panics (types/kernel.ts).
+  if (kernelOf(s.config).range.wrappingUnmapPanics && u64Range(a.pfn, a.nr_pages).wraps) return HYP_PANIC;
+  return update(s, r, giveToHost);
+}
 
 export const __pkvm_host_share_ffa = (s: State, a: RangeArgs) => transition(s, a, lendToFfa, HOST_RANGE, HOST_OWNED);
 

@@ -64,6 +64,12 @@ export interface RangeRule {
    * first only in __pkvm_hyp_donate_host.
    */
   readonly hypWalk: boolean;
+  /**
+   * __pkvm_hyp_donate_host of a range whose end wraps: the checks visit nothing and pass, then
+   * hyp_initiate_donation's kvm_pgtable_hyp_unmap unmaps nothing, its size check fails with -EFAULT,
+   * and do_donate's WARN_ON panics the hypervisor (true); or the range check refuses it first (false).
+   */
+  readonly wrappingUnmapPanics: boolean;
 }
 
 /** What differs between the versions, each entry citing docs/semantics.md and the kernel source. */
@@ -105,6 +111,9 @@ export const KERNELS: Readonly<Record<KernelVersion, KernelSemantics>> = {
       emptyOrWrapping: 'nothing',
       // __hyp_check_page_state_range walks pkvm_pgtable (mem_protect.c:726-734).
       hypWalk: true,
+      // hyp_initiate_donation (mem_protect.c:748-757) -> do_donate's WARN_ON (mem_protect.c:1089):
+      // found by the kernel target, `nVHE hyp BUG at: arch/arm64/kvm/hyp/nvhe/mem_protect.c:1089!`.
+      wrappingUnmapPanics: true,
     },
     maxPins: USHRT_MAX,
   },
@@ -124,6 +133,8 @@ export const KERNELS: Readonly<Record<KernelVersion, KernelSemantics>> = {
       emptyOrWrapping: 'span',
       // __hyp_check_page_state_range reads get_hyp_state(hyp_phys_to_page(phys)) page by page.
       hypWalk: false,
+      // check_range_allowed_memory refuses a wrapping range (-EINVAL) before anything is unmapped.
+      wrappingUnmapPanics: false,
     },
     maxPins: USHRT_MAX,
   },

@@ -6,6 +6,7 @@
 // touch: those move up by RAM_SHIFT, past the end of the guest's RAM, where they are MMIO again.
 import type { MachineConfig } from '../../types/config';
 import { PTRS_PER_TABLE } from '../../types/config';
+import { U64_PFNS } from '../../types/kernel';
 import { hex, InputError } from '../vocabulary';
 import type { Hello } from './abi';
 
@@ -51,8 +52,17 @@ export class Relocation {
     }
   }
 
-  /** The real pfn of a trace pfn. */
+  /**
+   * The real pfn of a trace pfn. The kernel computes `pfn << PAGE_SHIFT` in u64, so bits of the pfn
+   * above 2^52 are dropped: the low part is relocated and the high part kept, and the alias lands
+   * where the trace's alias does.
+   */
   pfn(p: number): number {
+    const low = p % U64_PFNS;
+    return p - low + this.relocate(low);
+  }
+
+  private relocate(p: number): number {
     for (const s of this.slots) if (p >= s.first && p < s.first + s.nr) return s.to + (p - s.first);
     return p >= this.hello.ramFirstPfn && p < this.hello.ramEndPfn ? p + RAM_SHIFT : p;
   }

@@ -5,10 +5,11 @@
 // for a forbidden access the probe must show that the host stage-2 would fault.
 import type { Call, CallName } from '../../types/calls';
 import type { MachineConfig } from '../../types/config';
-import { PA_PFNS, PTRS_PER_TABLE } from '../../types/config';
+import { PA_PFNS, PTRS_PER_TABLE, type MemoryRegion } from '../../types/config';
+import { hypLayout } from '../../hyp/setup';
 import { HYP_PANIC } from '../../types/kernel';
 import { isMemory } from '../../model/range';
-import { hostState, initialState, nonDefaultPages, page, type Page, type State } from '../../model/state';
+import { hostState, initialState, page, type Page, type State } from '../../model/state';
 import { OP, REFUSED, type Op, type OpCode, type OpResult } from '../kernel/abi';
 import { decodeProbe, describeModelPage, describeProbe, hostReaches, probeAgrees } from '../kernel/probe';
 import { Machine, MachineDown } from '../kernel/qemu';
@@ -54,11 +55,23 @@ const DELIBERATE: readonly {
 }[] = [
   {
     call: null,
-    when: (_model, call) => {
+    // The model refused the range for its end past 2^40 (a range that wraps modulo 2^52 is sent).
+    when: (_model, call, want) => {
       const a = call.args as Partial<{ pfn: number; nr_pages: number }>;
-      return a.pfn !== undefined && a.pfn + Math.max(a.nr_pages ?? 1, 1) > PA_PFNS;
+      return want < 0 && a.pfn !== undefined && a.pfn + Math.max(a.nr_pages ?? 1, 1) > PA_PFNS;
     },
     why: "a range reaching past the 40-bit physical address space: the answer depends on this machine's limits (QEMU's 48-bit IPA, the hyp VA layout, the relocation), which a trace written for the simulated machine does not describe",
+  },
+  {
+    call: '__pkvm_hyp_donate_host',
+    // The model refused to give back pages hyp uses itself; 6.12 checks only that hyp owns them.
+    when: (model, call, want) => {
+      const a = call.args as { pfn: number; nr_pages: number };
+      if (want >= 0 || a.nr_pages === 0 || a.nr_pages > MAX_QUEUED) return false;
+      for (let p = a.pfn; p < a.pfn + a.nr_pages; p++) if (page(model, p).owner !== 'hyp' || !isMemory(model.config, p)) return false;
+      return true;
+    },
+    why: 'the model refuses to give back pages hyp uses itself (its carve-out, a VM), which 6.12 hands back when hyp owns them (docs/semantics.md §10 item 27)',
   },
   {
     call: '__pkvm_host_unshare_ffa',
@@ -107,8 +120,12 @@ export interface KernelStats {
 
 export class KernelTarget implements Target {
   readonly name = 'kernel';
-  /** The kernel's own hyp memory lies outside the window: the model starts every page host-owned. */
-  readonly reserved = [];
+  /**
+   * The simulation's carve-out, laid into the window too and donated to hyp at boot, so that a
+   * trace's pages are in the same state on both targets (the kernel's own hyp memory lies outside
+   * the window).
+   */
+  readonly reserved: readonly MemoryRegion[];
   readonly stats: KernelStats = { sent: 0, notSent: 0, reboots: 0, bootMs: [] };
   private machine: Machine | null = null;
   private reloc: Relocation | null = null;
@@ -116,6 +133,9 @@ export class KernelTarget implements Target {
   private last: { readonly plan: Planned; readonly res: OpResult[] } | null = null;
   private queue: Planned[] = [];
   private queued = 0;
+  /** Stepwise: the ops sent since boot and their answers (to rebuild after a panic), and what to say. */
+  private history: { readonly op: Op; readonly ret: number }[] = [];
+  private said: string[] = [];
   /** 2 MiB blocks (trace pfn / 512) the sequence touched: the end check scans these. */
   private touchedBlocks = new Set<number>();
   /** The console of the last machine that went down, for replay output. */
@@ -126,6 +146,11 @@ export class KernelTarget implements Target {
     private readonly opts: KernelTargetOptions,
   ) {
     windowPages(config); // refuse a config the window cannot hold before booting anything
+    this.reserved = [hypLayout(config).carveout];
+  }
+
+  private isReserved(pfn: number): boolean {
+    return this.reserved.some(([first, nr]) => pfn >= first && pfn < first + nr);
   }
 
   supports(call: CallName): boolean {
@@ -148,7 +173,13 @@ export class KernelTarget implements Target {
       ramMiB: KERNEL_RAM_MIB + pages / 256,
       timeoutMs: this.opts.timeoutMs,
     });
-    this.reloc = new Relocation(this.config, m.hello);
+    const reloc = new Relocation(this.config, m.hello);
+    const carve = m.run(this.reserved.map(([first, nr]) => ({ op: OP.DONATE_HYP, a: reloc.pfn(first), b: nr })));
+    if (carve.some((r) => r.ret !== 0)) {
+      m.close();
+      throw new Error(`the kernel refused to take the carve-out: ${carve.map((r) => formatResult(r.ret)).join(', ')}`);
+    }
+    this.reloc = reloc;
     this.stats.bootMs.push(m.bootMs);
     this.machine = m;
     return m;
@@ -175,6 +206,7 @@ export class KernelTarget implements Target {
 
   reset(model: State): void {
     this.last = null;
+    this.history = [];
     const blocks = this.touchedBlocks;
     this.touchedBlocks = new Set();
     if (!this.machine) {
@@ -186,10 +218,11 @@ export class KernelTarget implements Target {
     // early left queued), and check in the same batch that every page of the touched blocks is back
     // in its boot state; if not, start a fresh machine.
     const undo = cleanupOps(model, (p) => this.reloc!.pfn(p));
-    const verify = this.scanOps(blocks, initialState(model.config, []));
+    const boot = initialState(model.config, this.reserved);
+    const verify = this.scanOps(blocks, boot);
     try {
       const res = this.flush([...undo, ...verify.ops]).extra;
-      if (res.slice(0, undo.length).every((r) => r.ret === 0) && this.judgeScan(verify, res.slice(undo.length), initialState(model.config, []), 0) === null) return;
+      if (res.slice(0, undo.length).every((r) => r.ret === 0) && this.judgeScan(verify, res.slice(undo.length), boot, 0) === null) return;
     } catch (e) {
       if (!(e instanceof TargetFailure)) throw e;
     }
@@ -203,7 +236,9 @@ export class KernelTarget implements Target {
     const deliberate = DELIBERATE.some((d) => (d.call === null || d.call === call.call) && d.when(model, call, want));
     const plan: Planned = { step, call: call.call, want, op: deliberate ? null : this.opFor(call, want), pfns: touched.pages.filter((p) => isMemory(this.config, p)), expected: [] };
     if (this.opts.stepwise) {
+      if (want === HYP_PANIC && plan.op) return this.expectPanic(plan);
       this.last = { plan, res: this.run(opsOf(plan, r), step) };
+      if (plan.op && this.last.res[0].ret !== REFUSED) this.history.push({ op: plan.op, ret: this.last.res[0].ret });
       return this.resultOf(plan, this.last.res);
     }
     // Pipelined: the call goes out with the rest of the sequence; until then the model's answer stands in.
@@ -214,6 +249,40 @@ export class KernelTarget implements Target {
       if (f) throw new TargetFailure(f);
     }
     return want;
+  }
+
+  /**
+   * Sends a call the model says panics the hypervisor: the machine must go down with a hyp BUG. A
+   * panicking call changes nothing in the model, so a fresh machine that runs the calls before it
+   * again is where the trace goes on.
+   */
+  private expectPanic(plan: Planned): number {
+    try {
+      this.run([plan.op!], plan.step);
+    } catch (e) {
+      if (!(e instanceof TargetFailure)) throw e;
+      const trace = hypervisorTrace(this.lastConsole);
+      if (trace.length === 0) throw e;
+      this.said.push(...trace, `(a fresh machine runs the ${this.history.length} call(s) before this step again)`);
+      this.stats.sent++;
+      this.last = null;
+      const again = this.run(this.history.map((h) => h.op), plan.step);
+      const differs = again.findIndex((res, i) => res.ret !== this.history[i].ret);
+      if (differs >= 0)
+        throw new TargetFailure({ property: 'kernel-alive', step: plan.step, message: `after the panic, a fresh machine answered call ${differs + 1} of the trace with ${formatResult(again[differs].ret)}, the first with ${formatResult(this.history[differs].ret)}` });
+      return HYP_PANIC;
+    }
+    // Still alive: it did not panic; probe nothing more (the model's pages are unchanged).
+    this.last = { plan: { ...plan, pfns: [] }, res: [] };
+    this.stats.sent++;
+    return 0;
+  }
+
+  /** Lines about the step just run: the hypervisor's own panic report, once. */
+  report(): string[] {
+    const lines = this.said;
+    this.said = [];
+    return lines;
   }
 
   /** What the kernel answered for a planned call (the model's answer for one not sent). */
@@ -258,12 +327,13 @@ export class KernelTarget implements Target {
     if (call.call === 'host_access') {
       const a = call.args;
       if (want !== 0 || !isMemory(this.config, a.pfn)) return null;
-      return a.write ? { op: OP.HOST_WRITE, a: r.pfn(a.pfn), b: 0x706b766d2d636b00 + (a.pfn % 256) } : { op: OP.HOST_READ, a: r.pfn(a.pfn), b: 0 };
+      return a.write ? { op: OP.HOST_WRITE, a: r.pfn(a.pfn), b: 0x706b6d00 + (a.pfn % 256) } : { op: OP.HOST_READ, a: r.pfn(a.pfn), b: 0 };
     }
     const code = OPS[call.call];
     if (code === undefined) throw new Error(`the kernel target cannot run ${call.call}`);
-    // What panics the real hypervisor (an unpin without a pin, the 65,536th pin) is never sent.
-    if (want === HYP_PANIC) return null;
+    // What panics the real hypervisor (an unpin without a pin, the 65,536th pin) is sent only by a
+    // replay, to see the panic happen; a run never sends it.
+    if (want === HYP_PANIC && !this.opts.stepwise) return null;
     const a = call.args as { pfn: number; nr_pages?: number };
     return { op: code, a: r.pfn(a.pfn), b: a.nr_pages ?? 1 };
   }
@@ -353,7 +423,8 @@ export class KernelTarget implements Target {
         runStart = -1;
       };
       for (let p = b * PTRS_PER_TABLE; p < (b + 1) * PTRS_PER_TABLE; p++) {
-        if (!isMemory(model.config, p)) endRun(p);
+        // The carve-out in its boot state is hyp's: no scan expects it clean.
+        if (!isMemory(model.config, p) || (this.isReserved(p) && !model.pages.has(p))) endRun(p);
         else if (model.pages.has(p)) {
           endRun(p);
           probed.push(p);
@@ -382,12 +453,12 @@ export class KernelTarget implements Target {
   }
 }
 
-/** Ops that return every page the model says is not in its boot state to the host, unpinned and unshared. */
+/** Ops that return every page the model says left its boot state to the host, unpinned and unshared. */
 function cleanupOps(model: State, real: (p: number) => number): Op[] {
   const unpin: Op[] = [];
   const unshare: Op[] = [];
   const giveBack: Op[] = [];
-  for (const [p, pg] of nonDefaultPages(model)) {
+  for (const [p, pg] of model.pages) {
     const a = real(p);
     for (let i = 0; i < pg.pins; i++) unpin.push({ op: OP.UNPIN, a, b: 1 });
     if (pg.hyp) unshare.push({ op: OP.UNSHARE_HYP, a, b: 1 });

@@ -98,6 +98,10 @@ export class SimTarget implements Target {
     return [];
   }
 
+  report(): string[] {
+    return [];
+  }
+
   /** hyp's abstraction of the page, and a ptdump of the host stage-2 over its 2 MiB block. */
   explain(pfn: number): { readonly found: string; readonly detail: string[] } {
     const b = pfn - (pfn % PTRS_PER_TABLE);

@@ -17,17 +17,26 @@ beforeAll(() => {
   kernelImage();
 });
 
-/** The committed traces whose every call the kernel target runs. */
-function kernelTraces(): string[] {
-  return readdirSync('counterexamples')
+/** The committed traces in `dir` whose every call the kernel target runs. */
+function kernelTraces(dir: string): string[] {
+  return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
-    .map((f) => join('counterexamples', f))
+    .map((f) => join(dir, f))
     .filter((f) => (JSON.parse(readFileSync(f, 'utf8')) as { steps: { call: CallName }[] }).steps.every((s) => KERNEL_CALLS.includes(s.call)));
 }
 
 describe('the correct 6.12 kernel', () => {
+  // The directed traces of every errno path of 6.12 (conformance/6.12), panics included: a panic
+  // is sent, its report checked, and a fresh machine replays the calls before it to go on.
+  test('every conformance trace of 6.12 that the kernel target runs replays clean on it', () => {
+    const traces = kernelTraces('conformance/6.12');
+    expect(traces.length).toBeGreaterThan(5);
+    const r = pkvmCheck('replay', ...traces, '--target', 'kernel', '--json');
+    expect(r.status, explain(r)).toBe(0);
+  });
+
   test('every saved trace that 6.12 can run replays clean on it', () => {
-    const traces = kernelTraces();
+    const traces = kernelTraces('counterexamples');
     expect(traces.length).toBeGreaterThan(0);
     const r = pkvmCheck('replay', ...traces, '--target', 'kernel', '--inject', 'none', '--json');
     expect(r.status, explain(r)).toBe(0);
