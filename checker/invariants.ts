@@ -8,8 +8,12 @@ import {
   KVM_PGTABLE_PROT_SW0,
   KVM_PGTABLE_PROT_SW1,
   KVM_PTE_LEAF_ATTR_HI_XN,
+  KVM_PTE_LEAF_ATTR_LO_AF,
+  KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE,
+  KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL,
   KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R,
   KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W,
+  KVM_PTE_LEAF_ATTR_LO_SH_IS,
   KVM_PTE_VALID,
   type KvmPgtable,
   kvm_granule_pages,
@@ -17,6 +21,7 @@ import {
   kvm_pte_to_pfn,
   kvm_pte_valid,
 } from '../hyp/pgtable';
+import type { MachineConfig } from '../types/config';
 import type { Failure } from './suite-types';
 import type { EndCheckHints } from './boot-memo';
 import { abstractPage, describeGuestLeaf, describeGuestMapping, pageKey } from './abstraction';
@@ -28,11 +33,45 @@ const fail = (property: string, step: number, message: string): Failure => ({ pr
 /** A table visitor that ignores the tables (checkVm after a call audits no tables). */
 const noTable: TableVisit = () => {};
 
+// The attributes the host stage-2 gives what it maps (mem_protect.c: PKVM_HOST_MEM_PROT is RWX normal
+// memory, PKVM_HOST_MMIO_PROT is RW device memory, never executable), spelled out here bit by bit.
+/** Descriptor bits 2-11: MemAttr[3:0], S2AP[1:0], SH[1:0], AF, nG (lo word). */
+const LEAF_ATTR_LO = 0xffc;
+/** Descriptor bits 52-54: Contiguous and XN[1:0] (hi word); the software bits are checked elsewhere. */
+const LEAF_ATTR_HI = 0x7 << (52 - 32);
+const RW = KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W;
+const HOST_MEM = { lo: KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | RW | KVM_PTE_LEAF_ATTR_LO_SH_IS | KVM_PTE_LEAF_ATTR_LO_AF, hi: 0, what: 'normal memory, RWX, inner shareable' };
+const HOST_MMIO = { lo: KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_DEVICE | RW | KVM_PTE_LEAF_ATTR_LO_AF, hi: KVM_PTE_LEAF_ATTR_HI_XN, what: 'device memory, RW, execute-never' };
+
+/**
+ * What is wrong with the attributes of a valid host stage-2 leaf covering [addr, addr + granule),
+ * given what the machine says those pages are (memory or MMIO), or null when they are right. A block
+ * that holds both memory and MMIO is wrong whatever its attributes.
+ */
+export function hostLeafAttrProblem(config: MachineConfig, addr: number, level: number, lo: number, hi: number): string | null {
+  const end = addr + kvm_granule_pages(level);
+  const where = `host stage-2 leaf at ${hex(addr)} (level ${level})`;
+  if (config.memory.some(([f, n]) => (f > addr && f < end) || (f + n > addr && f + n < end))) return `${where} spans memory and MMIO`;
+  const want = isMemory(config, addr) ? HOST_MEM : HOST_MMIO;
+  if ((lo & LEAF_ATTR_LO) === want.lo && (hi & LEAF_ATTR_HI) === want.hi) return null;
+  return `${where} maps ${want === HOST_MEM ? 'memory' : 'MMIO'} with attributes lo 0x${(lo & LEAF_ATTR_LO).toString(16)} hi 0x${((hi & LEAF_ATTR_HI) >>> 0).toString(16)}; want ${want.what} (lo 0x${want.lo.toString(16)} hi 0x${(want.hi >>> 0).toString(16)})`;
+}
+
+/** A page's host stage-2 leaf, if valid, carries the attributes of what the page is. */
+function checkHostAttrs(config: MachineConfig, host: { level: number; lo: number; hi: number }, pfn: number, step: number): Failure | null {
+  if (!isValid(host)) return null;
+  const size = kvm_granule_pages(host.level);
+  const problem = hostLeafAttrProblem(config, pfn - (pfn % size), host.level, host.lo, host.hi);
+  return problem ? fail('host-leaf-attributes', step, problem) : null;
+}
+
 /** Model and hyp agree on one page, and the host and hyp can reach it exactly as its states say. */
 export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): Failure | null {
-  if (!isMemory(model.config, pfn)) return null;
+  if (!isMemory(model.config, pfn)) return pfn < PA_PFNS ? checkHostAttrs(model.config, translate(hyp.mem, hyp.host_mmu, pfn), pfn, step) : null;
   const want = page(model, pfn);
   const host = translate(hyp.mem, hyp.host_mmu, pfn);
+  const attrs = checkHostAttrs(model.config, host, pfn, step);
+  if (attrs) return attrs;
   const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
   const got = abstractPage(hyp, pfn, host, hypLeaf);
   const same = want.owner === got.owner && want.use === got.use && want.hyp === got.hyp && want.ffa === got.ffa && want.guests === got.guests && want.pins === got.pins;
@@ -197,9 +236,15 @@ export function checkAll(model: State, hyp: Pkvm, step: number, hints?: EndCheck
     for (let p = addr; p < addr + kvm_granule_pages(level); p++) if (p < first || p >= first + nr) pages.add(p);
   };
   const carveout = [first, first + nr] as const; // checked above, in both stages
+  let attrs: Failure | null = null;
   scanStage(hyp.mem, hyp.host_mmu, tables.visit('host stage-2'), (addr, level, lo, hi) => {
     if ((lo & KVM_PTE_VALID) === 0 || (hi & KVM_PGTABLE_PROT_SW0) !== 0) add(addr, level);
+    if ((lo & KVM_PTE_VALID) !== 0 && attrs === null) {
+      const problem = hostLeafAttrProblem(model.config, addr, level, lo, hi);
+      if (problem) attrs = fail('host-leaf-attributes', step, problem);
+    }
   }, carveout, hints?.hostScan);
+  if (attrs) return attrs;
   scanStage(hyp.mem, hyp.hyp_pgt, tables.visit('hyp stage-1'), add, carveout, hints?.hypScan);
   for (const pfn of model.pages.keys()) if (pfn < first || pfn >= first + nr) pages.add(pfn);
   for (const pfn of [...pages].sort((a, b) => a - b)) {

@@ -4,6 +4,7 @@ import { EPERM } from '../../types/errno';
 import type { Pkvm } from '../../hyp/pkvm';
 import * as pt from '../../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED } from '../../hyp/vmemmap';
+import { pkvm_mkstate } from '../../hyp/mem_protect';
 
 export interface HypBug {
   readonly id: string;
@@ -102,6 +103,37 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
           const { lo } = h.host_mmu.get_leaf(pfn + i);
           if (!pt.kvm_pte_valid(lo) && lo !== 0) return -EPERM;
         }
+        return 0;
+      };
+    },
+  },
+  {
+    id: 'host-share-drops-exec',
+    description: 'pages the host shares (or gets back from a share) are remapped RW instead of PKVM_HOST_MEM_PROT\'s RWX: the host loses execute on them',
+    suite: 'ownership',
+    inject: (h) => {
+      h.__host_set_page_state_range = (pfn, nr, state) => {
+        // The attributes built from KVM_PGTABLE_PROT_RW: normal memory, but execute-never.
+        const rw: pt.KvmPte = { lo: pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | pt.KVM_PTE_LEAF_ATTR_LO_SH_IS | pt.KVM_PTE_LEAF_ATTR_LO_AF, hi: pt.KVM_PTE_LEAF_ATTR_HI_XN };
+        const attr = pkvm_mkstate(rw, state);
+        for (let i = 0; i < nr; i++) h.host_mmu.set_entry(pfn + i, pt.KVM_LEVEL_4K, pt.kvm_init_valid_leaf_pte(pfn + i, attr, pt.KVM_LEVEL_4K));
+      };
+    },
+  },
+  {
+    id: 'host-mmio-cacheable',
+    description: 'PKVM_HOST_MMIO_PROT without KVM_PGTABLE_PROT_DEVICE: the host fault path maps MMIO as normal cacheable memory',
+    suite: 'ownership',
+    inject: (h) => {
+      const mmio: pt.KvmPte = { lo: pt.KVM_PTE_LEAF_ATTR_LO_S2_MEMATTR_NORMAL | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W | pt.KVM_PTE_LEAF_ATTR_LO_SH_IS | pt.KVM_PTE_LEAF_ATTR_LO_AF, hi: pt.KVM_PTE_LEAF_ATTR_HI_XN };
+      const original = h.host_stage2_idmap.bind(h);
+      h.host_stage2_idmap = (pfn) => {
+        const range = h.find_mem_range(pfn);
+        if (range.memory) return original(pfn);
+        const level = h.host_stage2_adjust_range(pfn, range);
+        if (level < 0) return level;
+        const start = pfn - (pfn % pt.kvm_granule_pages(level));
+        h.host_mmu.set_entry(start, level, pt.kvm_init_valid_leaf_pte(start, mmio, level));
         return 0;
       };
     },
