@@ -27,8 +27,9 @@ import type { EndCheckHints } from './boot-memo';
 import { abstractPage, describeGuestLeaf, describeGuestMapping, pageKey } from './abstraction';
 import { formatProt, hex } from './vocabulary';
 import { eachPageEntry, isValid, isZero, outputPfn, scanStage, translate, type TableVisit } from './walk';
+import { P, type PropertyName } from './properties';
 
-const fail = (property: string, step: number, message: string): Failure => ({ property, step, message });
+const fail = (property: PropertyName, step: number, message: string): Failure => ({ property, step, message });
 
 /** A table visitor that ignores the tables (checkVm after a call audits no tables). */
 const noTable: TableVisit = () => {};
@@ -62,7 +63,7 @@ function checkHostAttrs(config: MachineConfig, host: { level: number; lo: number
   if (!isValid(host)) return null;
   const size = kvm_granule_pages(host.level);
   const problem = hostLeafAttrProblem(config, pfn - (pfn % size), host.level, host.lo, host.hi);
-  return problem ? fail('host-leaf-attributes', step, problem) : null;
+  return problem ? fail(P.hostLeafAttributes, step, problem) : null;
 }
 
 /** Model and hyp agree on one page, and the host and hyp can reach it exactly as its states say. */
@@ -75,18 +76,18 @@ export function checkPage(model: State, hyp: Pkvm, pfn: number, step: number): F
   const hypLeaf = translate(hyp.mem, hyp.hyp_pgt, pfn);
   const got = abstractPage(hyp, pfn, host, hypLeaf);
   const same = want.owner === got.owner && want.use === got.use && want.hyp === got.hyp && want.ffa === got.ffa && want.guests === got.guests && want.pins === got.pins;
-  if (!same) return fail('state-agrees', step, `pfn ${hex(pfn)}: model ${pageKey(want)}, hyp ${pageKey(got)}`);
+  if (!same) return fail(P.stateAgrees, step, `pfn ${hex(pfn)}: model ${pageKey(want)}, hyp ${pageKey(got)}`);
   // The host reaches a page through a valid identity leaf, or a zero entry that its fault would map.
   const hostReaches = (isValid(host) && outputPfn(host, pfn) === pfn) || isZero(host);
   const hs = hostState(want);
   if (hostReaches !== (hs === 'OWNED' || hs === 'SHARED_OWNED'))
-    return fail('host-reaches-only-its-pages', step, `pfn ${hex(pfn)}: host state ${hs} but the host stage-2 ${hostReaches ? 'lets the host reach it' : 'blocks it'}`);
+    return fail(P.hostReachesOnlyItsPages, step, `pfn ${hex(pfn)}: host state ${hs} but the host stage-2 ${hostReaches ? 'lets the host reach it' : 'blocks it'}`);
   if (isValid(host) && ((host.hi & KVM_PGTABLE_PROT_SW0) !== 0) !== (hs === 'SHARED_OWNED'))
-    return fail('sharing-bookkeeping', step, `pfn ${hex(pfn)}: host state ${hs} but the stage-2 software bits say ${(host.hi & KVM_PGTABLE_PROT_SW0) !== 0 ? 'SHARED_OWNED' : 'OWNED'}`);
+    return fail(P.sharingBookkeeping, step, `pfn ${hex(pfn)}: host state ${hs} but the stage-2 software bits say ${(host.hi & KVM_PGTABLE_PROT_SW0) !== 0 ? 'SHARED_OWNED' : 'OWNED'}`);
   const ys = hypState(want);
   const hypMaps = isValid(hypLeaf) && outputPfn(hypLeaf, pfn) === pfn;
   if (hypMaps !== (ys === 'OWNED' || ys === 'SHARED_BORROWED'))
-    return fail('hyp-maps-only-its-pages', step, `pfn ${hex(pfn)}: hyp state ${ys} but hyp's stage-1 ${hypMaps ? 'maps' : 'does not map'} it`);
+    return fail(P.hypMapsOnlyItsPages, step, `pfn ${hex(pfn)}: hyp state ${ys} but hyp's stage-1 ${hypMaps ? 'maps' : 'does not map'} it`);
   return null;
 }
 
@@ -103,10 +104,10 @@ function guestLeaf(hyp: Pkvm, pgt: KvmPgtable, gfn: number): string | undefined 
 export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, gfns?: readonly number[], onTable: TableVisit = noTable): Failure | null {
   const vm = model.vms.get(handle);
   const hypVm = hyp.vm(handle);
-  if (!vm !== !hypVm) return fail('state-agrees', step, `vm ${hex(handle)}: model ${vm ? 'has it' : 'has no such VM'}, hyp ${hypVm ? 'has it' : 'has no such VM'}`);
+  if (!vm !== !hypVm) return fail(P.stateAgrees, step, `vm ${hex(handle)}: model ${vm ? 'has it' : 'has no such VM'}, hyp ${hypVm ? 'has it' : 'has no such VM'}`);
   if (!vm || !hypVm) return null;
   if (vm.first !== hypVm.first || vm.nr !== hypVm.nr)
-    return fail('state-agrees', step, `vm ${hex(handle)}: model pages ${hex(vm.first)}+${vm.nr}, hyp ${hex(hypVm.first)}+${hypVm.nr}`);
+    return fail(P.stateAgrees, step, `vm ${hex(handle)}: model pages ${hex(vm.first)}+${vm.nr}, hyp ${hex(hypVm.first)}+${hypVm.nr}`);
   if (gfns !== undefined) {
     for (const gfn of gfns) {
       if (gfn >= hypVm.pgt.ia_pages) continue; // outside the guest IPA space: the call was refused
@@ -114,7 +115,7 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, g
       const t = translate(hyp.mem, hypVm.pgt, gfn);
       if (m ? sameGuestMapping(m, t.lo, t.hi, t.level, outputPfn(t, gfn) - kvm_pte_to_pfn(t.lo, t.hi)) : isZero(t)) continue;
       const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot)) : 'unmapped';
-      return fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${guestLeaf(hyp, hypVm.pgt, gfn) ?? 'unmapped'}`);
+      return fail(P.stateAgrees, step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${guestLeaf(hyp, hypVm.pgt, gfn) ?? 'unmapped'}`);
     }
     return null;
   }
@@ -129,11 +130,11 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, g
       const m = vm.gfns.get(addr + i);
       if (m && sameGuestMapping(m, lo, hi, level, i)) continue;
       const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot)) : 'unmapped';
-      bad = fail('state-agrees', step, `vm ${hex(handle)} gfn ${hex(addr + i)}: model ${want}, hyp ${describeGuestLeaf(lo, hi, level, i)}`);
+      bad = fail(P.stateAgrees, step, `vm ${hex(handle)} gfn ${hex(addr + i)}: model ${want}, hyp ${describeGuestLeaf(lo, hi, level, i)}`);
     }
   });
   if (bad) return bad;
-  if (mapped !== vm.gfns.size) return fail('state-agrees', step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${mapped}`);
+  if (mapped !== vm.gfns.size) return fail(P.stateAgrees, step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${mapped}`);
   return null;
 }
 
@@ -162,11 +163,11 @@ export function checkFaultLog(model: State, hyp: Pkvm, step: number): Failure | 
   const want = model.faults;
   const show = (l: typeof got) => `${l.entries.length} entries, warned ${l.warned}, dropped ${l.dropped}, aborts ${l.aborts}`;
   const same = got.warned === want.warned && got.dropped === want.dropped && got.aborts === want.aborts && got.entries.length === want.entries.length && got.entries.every((e, i) => e === want.entries[i]);
-  if (!same) return fail('fault-log-agrees', step, `model ${show(want)}; hyp ${show(got)}`);
+  if (!same) return fail(P.faultLogAgrees, step, `model ${show(want)}; hyp ${show(got)}`);
   if (got.entries.length > FAULT_LOG_SIZE || new Set(got.entries).size !== got.entries.length)
-    return fail('fault-log-bounded', step, `${got.entries.length} entries, ${new Set(got.entries).size} distinct`);
+    return fail(P.faultLogBounded, step, `${got.entries.length} entries, ${new Set(got.entries).size} distinct`);
   if (got.warned !== got.dropped > 0 || (got.dropped > 0 && got.entries.length < FAULT_LOG_SIZE))
-    return fail('fault-log-bounded', step, `warned ${got.warned} with ${got.dropped} dropped and ${got.entries.length} entries`);
+    return fail(P.faultLogBounded, step, `warned ${got.warned} with ${got.dropped} dropped and ${got.entries.length} entries`);
   return null;
 }
 
@@ -179,11 +180,11 @@ function tableAudit(model: State, hyp: Pkvm, step: number) {
   const seen = new Set<number>();
   let failure: Failure | null = null;
   const check = (name: string, t: number, entries: number): Failure | null => {
-    if (seen.has(t)) return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is used twice`);
+    if (seen.has(t)) return fail(P.tablePagesHypOwned, step, `${name}: table page ${hex(t)} is used twice`);
     seen.add(t);
     const p = page(model, t);
-    if (p.owner !== 'hyp' || p.use === 'free') return fail('table-pages-hyp-owned', step, `${name}: table page ${hex(t)} is not a page hyp uses (model: ${pageKey(p)})`);
-    if (hyp.vmemmap.refcount(t) !== entries + 1) return fail('table-refcount', step, `${name}: table page ${hex(t)} has ${entries} entries but refcount ${hyp.vmemmap.refcount(t)}`);
+    if (p.owner !== 'hyp' || p.use === 'free') return fail(P.tablePagesHypOwned, step, `${name}: table page ${hex(t)} is not a page hyp uses (model: ${pageKey(p)})`);
+    if (hyp.vmemmap.refcount(t) !== entries + 1) return fail(P.tableRefcount, step, `${name}: table page ${hex(t)} has ${entries} entries but refcount ${hyp.vmemmap.refcount(t)}`);
     return null;
   };
   return {
@@ -193,7 +194,7 @@ function tableAudit(model: State, hyp: Pkvm, step: number) {
     result(): Failure | null {
       if (failure) return failure;
       for (const pool of [hyp.host_pool, hyp.hyp_pool, hyp.guest_reserve])
-        for (const p of pool.inUse()) if (!seen.has(p)) return fail('pages-conserved', step, `pool "${pool.name}": page ${hex(p)} is allocated but no table uses it (leak)`);
+        for (const p of pool.inUse()) if (!seen.has(p)) return fail(P.pagesConserved, step, `pool "${pool.name}": page ${hex(p)} is allocated but no table uses it (leak)`);
       return null;
     },
   };
@@ -208,13 +209,13 @@ export function checkCarveout(hyp: Pkvm, step: number): Failure | null {
   let bad: Failure | null = null;
   eachPageEntry(hyp.mem, hyp.host_mmu, first, nr, (p, lo, hi, level) => {
     if (level === 3 && (lo & KVM_PTE_VALID) === 0 && kvm_invalid_pte_owner(lo) === 1) return true;
-    bad = fail('host-reaches-only-its-pages', step, `pfn ${hex(p)} of hyp's carve-out: host stage-2 entry at level ${level} is 0x${(hi >>> 0).toString(16)}_${(lo >>> 0).toString(16).padStart(8, '0')}, not a hyp annotation`);
+    bad = fail(P.hostReachesOnlyItsPages, step, `pfn ${hex(p)} of hyp's carve-out: host stage-2 entry at level ${level} is 0x${(hi >>> 0).toString(16)}_${(lo >>> 0).toString(16).padStart(8, '0')}, not a hyp annotation`);
     return false;
   });
   if (bad) return bad;
   eachPageEntry(hyp.mem, hyp.hyp_pgt, first, nr, (p, lo, hi, level) => {
     if (level === 3 && (lo & KVM_PTE_VALID) !== 0 && (hi & (KVM_PGTABLE_PROT_SW0 | KVM_PGTABLE_PROT_SW1)) === 0 && kvm_pte_to_pfn(lo, hi) === p) return true;
-    bad = fail('hyp-maps-only-its-pages', step, `pfn ${hex(p)} of hyp's carve-out is not mapped OWNED at EL2`);
+    bad = fail(P.hypMapsOnlyItsPages, step, `pfn ${hex(p)} of hyp's carve-out is not mapped OWNED at EL2`);
     return false;
   });
   return bad;
@@ -241,7 +242,7 @@ export function checkAll(model: State, hyp: Pkvm, step: number, hints?: EndCheck
     if ((lo & KVM_PTE_VALID) === 0 || (hi & KVM_PGTABLE_PROT_SW0) !== 0) add(addr, level);
     if ((lo & KVM_PTE_VALID) !== 0 && attrs === null) {
       const problem = hostLeafAttrProblem(model.config, addr, level, lo, hi);
-      if (problem) attrs = fail('host-leaf-attributes', step, problem);
+      if (problem) attrs = fail(P.hostLeafAttributes, step, problem);
     }
   }, carveout, hints?.hostScan);
   if (attrs) return attrs;

@@ -13,6 +13,7 @@ import type { HypBug } from './bugs/ownership';
 import type { CallHandler } from './handlers';
 import { TargetFailure, type Footprint, type Target } from './target';
 import { SimTarget } from './targets/sim';
+import { P } from './properties';
 
 /** Pages checked page by page after a call: at most this many of a range (the rest at the end). */
 const FOOTPRINT_CAP = 8;
@@ -92,7 +93,7 @@ export class Lockstep {
 
   private expectFailure(ts: TraceStep, result: number, n: number): Failure | null {
     if (ts.expect === undefined || ts.expect === result) return null;
-    return { property: 'expect', step: n, message: `${ts.call} returned ${formatResult(result)}, the trace expects ${formatResult(ts.expect)}` };
+    return { property: P.expect, step: n, message: `${ts.call} returned ${formatResult(result)}, the trace expects ${formatResult(ts.expect)}` };
   }
 
   private ownershipStep(call: Call, ts: TraceStep, n: number): Failure | null {
@@ -107,7 +108,7 @@ export class Lockstep {
     }
     this.record(call, got, n);
     this.modelResults[n - 1] = want;
-    if (want !== got) return { property: 'results-agree', step: n, message: `${call.call}: model returned ${formatResult(want)}, ${this.target.name === 'sim' ? 'hyp' : 'the kernel'} returned ${formatResult(got)}` };
+    if (want !== got) return { property: P.resultsAgree, step: n, message: `${call.call}: model returned ${formatResult(want)}, ${this.target.name === 'sim' ? 'hyp' : 'the kernel'} returned ${formatResult(got)}` };
     return this.expectFailure(ts, got, n) ?? this.target.check(this.model, call, got, touched, n);
   }
 

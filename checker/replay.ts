@@ -8,6 +8,7 @@ import type { TraceFile } from './trace/file';
 import { formatCall, formatResult, hex, InputError, resolveStep } from './vocabulary';
 import { pageKey } from './abstraction';
 import { SIM, type TargetSpec } from './targets/spec';
+import { P } from './properties';
 
 export interface ReplayResult {
   readonly ok: boolean;
@@ -57,7 +58,7 @@ function replayOn(ls: Lockstep, file: string, trace: TraceFile, bug: string | nu
       failure = ls.step(step, i);
     } catch (e) {
       if (e instanceof InputError) throw new InputError(`${file}: step ${i + 1}: ${e.message}`);
-      failure = { property: 'no-crash', step: i + 1, message: `hyp threw: ${(e as Error).message}` };
+      failure = { property: P.noCrash, step: i + 1, message: `hyp threw: ${(e as Error).message}` };
     }
     const expect = step.expect === undefined ? '' : `   (expect ${formatResult(step.expect)})`;
     const result = ls.results[i] ?? 0;

@@ -6,6 +6,7 @@ import type { Lockstep } from './lockstep';
 import { newContext, observe, type AbstractStep, type ResolveContext } from './generators';
 import { InputError, type TraceStep } from './vocabulary';
 import type { State } from '../model/state';
+import { P } from './properties';
 
 /** Turns an abstract step into a concrete one; each suite supplies its own. */
 export type Resolver = (s: AbstractStep, model: State, ctx: ResolveContext) => TraceStep;
@@ -45,6 +46,6 @@ function guarded(f: () => Failure | null, step: number): Failure | null {
     return f();
   } catch (e) {
     if (e instanceof InputError) throw e;
-    return { property: 'no-crash', step, message: `hyp threw: ${(e as Error).message}` };
+    return { property: P.noCrash, step, message: `hyp threw: ${(e as Error).message}` };
   }
 }

@@ -1,4 +1,5 @@
 // What a suite run takes and reports; shared by the CLI, the reports and the vitest suite.
+import type { PropertyName } from './properties';
 import type { TargetSpec } from './targets/spec';
 
 export type SuiteName = 'ownership' | 'snapshot' | 'unwinder';
@@ -25,7 +26,7 @@ export interface Progress {
 }
 
 export interface Failure {
-  readonly property: string;
+  readonly property: PropertyName;
   /** 1-based step of the trace at which the property failed (0: before any step). */
   readonly step: number;
   readonly message: string;

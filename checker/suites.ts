@@ -18,6 +18,7 @@ import { Lockstep } from './lockstep';
 import { runSequence, runSteps, type Resolver } from './sequence';
 import type { Coverage, SuiteName, SuiteOptions, SuiteResult } from './suite-types';
 import type { TraceStep } from './vocabulary';
+import { P } from './properties';
 
 export interface SuiteDef {
   /**
@@ -123,7 +124,7 @@ function checkSuite(ls: Lockstep, def: SuiteDef, name: SuiteName, opts: SuiteOpt
   // fast-check shrank the abstract sequence; deleting concrete steps often shortens it further.
   const shrunk = runSequence(ls, res.counterexample[0], def.resolve);
   if (!shrunk.failure) {
-    const failure = { property: 'flaky', step: 0, message: `the shrunk sequence passed when re-run: ${res.errorInstance ? String(res.errorInstance) : 'no error'}` };
+    const failure = { property: P.flaky, step: 0, message: `the shrunk sequence passed when re-run: ${res.errorInstance ? String(res.errorInstance) : 'no error'}` };
     return { ...base, ok: false, counterexample: null, failure, durationMs: performance.now() - started };
   }
   const saved = saveCounterexample(ls, shrunk.steps, shrunk.failure, { config, inject: opts.inject, seed: opts.seed, outDir: opts.outDir, target });

@@ -9,6 +9,7 @@ import { SUITE_NAMES, type Coverage, type SuiteResult } from '../checker/suite-t
 import { runJson, summaryJson, writeReports, type RunSummary } from '../checker/report/summary';
 import { summaryMarkdown } from '../checker/report/markdown';
 import { CALL_NAMES } from '../checker/vocabulary';
+import { P, PROPERTIES, PROPERTY_NAMES } from '../checker/properties';
 
 const seedFromEnv = Number(process.env.PKVM_CHECK_SEED ?? '1');
 const params = { seed: Number.isSafeInteger(seedFromEnv) ? seedFromEnv : 1, numRuns: 100 };
@@ -20,7 +21,7 @@ const failing: SuiteResult = {
   ok: false,
   counterexample: 'counterexamples/used-pages-0123456789.json',
   counterexampleSteps: 4,
-  failure: { property: 'used pages stay hyp-owned', step: 3, message: 'pfn 0x40003: owner expected hyp, found host' },
+  failure: { property: P.stateAgrees, step: 3, message: 'pfn 0x40003: owner expected hyp, found host' },
   seed: 42,
   coverage: { __pkvm_host_stage2_snapshot: { '-EINVAL': 3, '0': 5 }, __pkvm_host_share_hyp: { '-EPERM': 2, '0': 11 } },
   durationMs: 300.4,
@@ -43,7 +44,7 @@ const suite = (name: SuiteResult['name']): fc.Arbitrary<SuiteResult> =>
     calls: fc.nat(),
     ok: fc.boolean(),
     counterexample: fc.option(fc.string(), { nil: null }),
-    failure: fc.option(fc.record({ property: fc.string(), step: fc.nat(), message: fc.string() }), { nil: null }),
+    failure: fc.option(fc.record({ property: fc.constantFrom(...PROPERTY_NAMES), step: fc.nat(), message: fc.string() }), { nil: null }),
     seed: fc.nat(),
     coverage,
     durationMs: fc.double({ min: 0, max: 1e6, noNaN: true }),
@@ -78,7 +79,7 @@ describe('run --json', () => {
           calls: 1000,
           ok: false,
           counterexample: 'counterexamples/used-pages-0123456789.json',
-          failure: { property: 'used pages stay hyp-owned', step: 3, message: 'pfn 0x40003: owner expected hyp, found host' },
+          failure: { property: P.stateAgrees, step: 3, message: 'pfn 0x40003: owner expected hyp, found host' },
           seed: 42,
           counterexampleSteps: 4,
           coverage: failing.coverage,
@@ -134,6 +135,7 @@ describe('report files', () => {
     expect(md).toContain('| ownership | pass | 200 | 41,873 | 42 | 1.2 s |');
     expect(md).toContain('PKVM_CHECK_SEED=42 npm test\nnpx pkvm-check run --seed 42');
     expect(md).toContain('npx pkvm-check replay counterexamples/used-pages-0123456789.json');
+    expect(md).toContain(`Property \`${P.stateAgrees}\` (${PROPERTIES[P.stateAgrees].statement}) failed at step 3:`);
     expect(md).toContain('| call | 0 | -EINVAL | -EPERM |\n|---|--:|--:|--:|\n| `__pkvm_host_share_hyp` | 11 | · | 2 |\n| `__pkvm_host_stage2_snapshot` | 5 | 3 | · |');
     expect(md.indexOf('## ownership')).toBeLessThan(md.indexOf('## snapshot'));
     const injected = summaryMarkdown({ ...summary, inject: 'snapshot-used-pages-off-by-one' });

@@ -1,6 +1,7 @@
 // reports/summary.md: the run for a human (and for GitHub's job summary page). One table of suites,
 // how to reproduce, and per suite its failure (with the replay command) and the coverage matrix of
 // calls × results. Numbers are formatted without the locale, so the bytes are the same on any machine.
+import { propertyStatement } from '../properties';
 import type { SuiteResult } from '../suite-types';
 import { replayCommandLine } from '../trace/file';
 import { compareCalls, resultColumns } from './coverage';
@@ -64,7 +65,9 @@ function failureSection(r: SuiteResult, inject: string | null): string[] {
   const lines: string[] = [];
   if (r.failure !== null) {
     const at = r.failure.step === 0 ? 'before the first step' : `at step ${r.failure.step}`;
-    lines.push(`Property ${code(r.failure.property)} failed ${at}:`, '', fenced('text', r.failure.message), '');
+    const statement = propertyStatement(r.failure.property);
+    const says = statement === undefined ? '' : ` (${text(statement)})`;
+    lines.push(`Property ${code(r.failure.property)}${says} failed ${at}:`, '', fenced('text', r.failure.message), '');
   }
   if (r.counterexample !== null) {
     const steps = r.counterexampleSteps === undefined ? '' : ` (${r.counterexampleSteps} steps)`;

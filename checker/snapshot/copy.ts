@@ -10,6 +10,7 @@ import * as pt from '../../hyp/pgtable';
 import { KvmPgtable } from '../../hyp/pgtable';
 import { ptdump } from '../../hyp/ptdump';
 import type { Failure } from '../suite-types';
+import { P, type PropertyName } from '../properties';
 
 
 /** Every non-table entry of a table as "addr level lo hi". */
@@ -38,13 +39,13 @@ const firstDiff = (a: readonly string[], b: readonly string[]): number => {
 
 export function checkCopy(hyp: Pkvm, a: SnapshotArgs, eff: SnapshotEffect, hostDump: readonly string[], hostLeaves: readonly string[], step: number): Failure | null {
   const copy = snapshotPgtable(hyp, eff.result);
-  const fail = (property: string, message: string): Failure => ({ property, step, message });
+  const fail = (property: PropertyName, message: string): Failure => ({ property, step, message });
   const dump = ptdump(copy);
   const d = firstDiff(dump, hostDump);
-  if (d >= 0) return fail('snapshot-ptdump-equals-host', `ptdump line ${d + 1}: copy "${dump[d] ?? '(none)'}", host stage-2 "${hostDump[d] ?? '(none)'}"`);
+  if (d >= 0) return fail(P.snapshotPtdumpEqualsHost, `ptdump line ${d + 1}: copy "${dump[d] ?? '(none)'}", host stage-2 "${hostDump[d] ?? '(none)'}"`);
   const leaves = leafList(copy);
   const l = firstDiff(leaves, hostLeaves);
-  if (l >= 0) return fail('snapshot-copy-equals-host', `leaf ${l + 1}: copy "${leaves[l] ?? '(none)'}", host stage-2 "${hostLeaves[l] ?? '(none)'}"`);
+  if (l >= 0) return fail(P.snapshotCopyEqualsHost, `leaf ${l + 1}: copy "${leaves[l] ?? '(none)'}", host stage-2 "${hostLeaves[l] ?? '(none)'}"`);
   const consumed = new Set(eff.consumed.map((pa) => Math.floor(pa / 4096)));
   const hostTables = new Set<number>();
   hyp.host_mmu.walk(0, hyp.host_mmu.ia_pages, { tablePre: (e) => hostTables.add(pt.kvm_pte_to_pfn(e.lo, e.hi)) });
@@ -60,13 +61,13 @@ export function checkCopy(hyp: Pkvm, a: SnapshotArgs, eff: SnapshotEffect, hostD
       seen.add(t);
     },
   });
-  if (bad) return fail('snapshot-copy-tables-are-memcache-pages', bad);
-  if (seen.size !== consumed.size) return fail('snapshot-copy-tables-are-memcache-pages', `the copy has ${seen.size} table pages, the model consumed ${consumed.size} memcache pages`);
+  if (bad) return fail(P.snapshotCopyTablesAreMemcachePages, bad);
+  if (seen.size !== consumed.size) return fail(P.snapshotCopyTablesAreMemcachePages, `the copy has ${seen.size} table pages, the model consumed ${consumed.size} memcache pages`);
   const usedPfn = Math.floor(a.used / 4096);
   for (let i = 0; i < eff.recorded; i++) {
     const byte = i * 8;
     const got = Number(hyp.mem.read64(usedPfn + Math.floor(byte / 4096), byte % 4096));
-    if (got !== eff.consumed[i]) return fail('snapshot-used-pages-exact', `used-pages entry ${i}: ${hex(got)}, expected the consumed page ${hex(eff.consumed[i])}`);
+    if (got !== eff.consumed[i]) return fail(P.snapshotUsedPagesExact, `used-pages entry ${i}: ${hex(got)}, expected the consumed page ${hex(eff.consumed[i])}`);
   }
   return null;
 }

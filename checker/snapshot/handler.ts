@@ -20,6 +20,7 @@ import { isValid, isZero, translate } from '../walk';
 import { hostLink, hostPrepare, tablePagesAfter } from './harness';
 import { checkCopy, leafList } from './copy';
 import { SNAPSHOT_STATS } from './stats';
+import { P } from '../properties';
 
 /** Pages checked against the model after the call, at most. */
 const PAGE_CHECK_CAP = 256;
@@ -54,7 +55,7 @@ class HookWatch {
     if (stage.kind === 'donated') {
       this.donations++;
       if (this.donations > this.eff.units.length) {
-        this.failure = { property: 'snapshot-takes-what-the-model-takes', step: this.step, message: `hyp made donation #${this.donations} (${describeSnapshotStep(stage)}); the model takes only ${this.eff.units.length}` };
+        this.failure = { property: P.snapshotTakesWhatTheModelTakes, step: this.step, message: `hyp made donation #${this.donations} (${describeSnapshotStep(stage)}); the model takes only ${this.eff.units.length}` };
         return;
       }
     }
@@ -69,7 +70,7 @@ class HookWatch {
       const t = translate(hyp.mem, hyp.host_mmu, pfn);
       if (isValid(t) || isZero(t)) {
         this.failure = {
-          property: 'no-host-access-to-donated-snapshot-pages',
+          property: P.noHostAccessToDonatedSnapshotPages,
           step: this.step,
           message: `at "${describeSnapshotStep(stage)}": pfn ${hex(pfn)}, taken by the snapshot, is reachable by the host (host stage-2 level ${t.level}: ${isZero(t) ? 'zero entry, the host fault maps it' : 'valid mapping'})`,
         };
@@ -128,7 +129,7 @@ function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: H
     // Every write after the mark is hyp's (the host wrote before it): one to a page hyp never took is
     // the headline violation, whatever the call's outcome.
     return {
-      property: pfn >= 0 && !took && isMemory(ls.config, pfn) && !hypOwnsNow(ls, pfn) ? 'hyp-writes-only-own-pages' : success ? 'snapshot-writes-only-its-output' : 'failed-call-changes-nothing',
+      property: pfn >= 0 && !took && isMemory(ls.config, pfn) && !hypOwnsNow(ls, pfn) ? P.hypWritesOnlyOwnPages : success ? P.snapshotWritesOnlyItsOutput : P.failedCallChangesNothing,
       step,
       message: `snapshot ${success ? 'succeeded' : `failed with ${formatResult(eff.result)}`} but changed ${bad.length} location(s) it may not, first ${ls.hyp.mem.describe(addr)} (${whose}): 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}`,
     };
@@ -143,11 +144,11 @@ function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: H
     if (f) return { ...f, message: `after the snapshot: ${f.message}` };
   }
   if (success) {
-    if (!watch.hostDump || !watch.hostLeaves) return { property: 'snapshot-copy-equals-host', step, message: 'hyp succeeded without reaching its teardown' };
+    if (!watch.hostDump || !watch.hostLeaves) return { property: P.snapshotCopyEqualsHost, step, message: 'hyp succeeded without reaching its teardown' };
     const f = checkCopy(ls.hyp, a, eff, watch.hostDump, watch.hostLeaves, step);
     if (f) return f;
     const indx = Number(ls.hyp.mem.read64(pfnOf(a.desc), SNAP_USED_PAGES_INDX));
-    if (indx !== eff.recorded) return { property: 'snapshot-used-pages-exact', step, message: `the descriptor's used_pages_indx is ${indx}, expected ${eff.recorded}` };
+    if (indx !== eff.recorded) return { property: P.snapshotUsedPagesExact, step, message: `the descriptor's used_pages_indx is ${indx}, expected ${eff.recorded}` };
   }
   return null; // the tables of every stage are checked at the end of the sequence (Lockstep.finish)
 }
@@ -168,12 +169,12 @@ export const snapshotHandler: CallHandler = {
     try {
       got = s.__pkvm_host_stage2_snapshot(a.desc);
     } catch (e) {
-      if (e instanceof PoolExhausted) return { result: eff.result, modelResult: eff.result, failure: { property: 'harness-limit', step, message: e.message } };
+      if (e instanceof PoolExhausted) return { result: eff.result, modelResult: eff.result, failure: { property: P.harnessLimit, step, message: e.message } };
       throw e;
     } finally {
       s.snapshot_hook = null;
     }
-    if (got !== eff.result) return { result: got, modelResult: eff.result, failure: { property: 'results-agree', step, message: `__pkvm_host_stage2_snapshot: model returned ${formatResult(eff.result)}, hyp returned ${formatResult(got)}` } };
+    if (got !== eff.result) return { result: got, modelResult: eff.result, failure: { property: P.resultsAgree, step, message: `__pkvm_host_stage2_snapshot: model returned ${formatResult(eff.result)}, hyp returned ${formatResult(got)}` } };
     return { result: got, modelResult: eff.result, failure: watch.failure ?? checkAfter(ls, a, eff, watch, mark, step) };
   },
 };

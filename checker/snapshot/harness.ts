@@ -13,6 +13,7 @@ import * as snap from '../../hyp/snapshot';
 import type { Failure } from '../suite-types';
 import type { Lockstep } from '../lockstep';
 import { formatResult } from '../vocabulary';
+import { P } from '../properties';
 
 export interface Prepared {
   /** 0 when the host wrote everything; else the errno of the first faulting write. */
@@ -42,7 +43,7 @@ export function hostPrepare(ls: Lockstep, a: SnapshotArgs, step: number): Prepar
     const want = host_access(ls.model, { pfn, write: true });
     const got = ls.hyp.host_access(pfn, true);
     if (want !== got)
-      return { result: got, modelResult: want, failure: { property: 'results-agree', step, message: `host write to pfn 0x${pfn.toString(16)} before the snapshot: model ${formatResult(want)}, hyp ${formatResult(got)}` } };
+      return { result: got, modelResult: want, failure: { property: P.resultsAgree, step, message: `host write to pfn 0x${pfn.toString(16)} before the snapshot: model ${formatResult(want)}, hyp ${formatResult(got)}` } };
     if (got < 0) return { result: got, modelResult: want, failure: null };
     if (pfn >= PA_PFNS || !isMemory(ls.config, pfn)) continue; // a device write: no memory changes
     if (i === 0) for (const [off, v] of descriptorFields(a)) ls.hyp.mem.write64('host', pfn, off, BigInt(v));

@@ -17,6 +17,7 @@ import { KERNEL_RAM_MIB, RAM_FIRST_PFN, Relocation, windowPages } from '../kerne
 import type { Failure } from '../suite-types';
 import { TargetFailure, type Footprint, type Target } from '../target';
 import { formatResult, hex } from '../vocabulary';
+import { P } from '../properties';
 
 /** The calls of our vocabulary that 6.12's hypervisor runs, and the op that runs each. */
 const OPS: Partial<Record<CallName, OpCode>> = {
@@ -200,7 +201,7 @@ export class KernelTarget implements Target {
       this.lastConsole = e.console;
       this.machine = null;
       m.close();
-      throw new TargetFailure({ property: 'kernel-alive', step, message: `${e.message}${panicSummary(e.console)}` });
+      throw new TargetFailure({ property: P.kernelAlive, step, message: `${e.message}${panicSummary(e.console)}` });
     }
   }
 
@@ -269,7 +270,7 @@ export class KernelTarget implements Target {
       const again = this.run(this.history.map((h) => h.op), plan.step);
       const differs = again.findIndex((res, i) => res.ret !== this.history[i].ret);
       if (differs >= 0)
-        throw new TargetFailure({ property: 'kernel-alive', step: plan.step, message: `after the panic, a fresh machine answered call ${differs + 1} of the trace with ${formatResult(again[differs].ret)}, the first with ${formatResult(this.history[differs].ret)}` });
+        throw new TargetFailure({ property: P.kernelAlive, step: plan.step, message: `after the panic, a fresh machine answered call ${differs + 1} of the trace with ${formatResult(again[differs].ret)}, the first with ${formatResult(this.history[differs].ret)}` });
       return HYP_PANIC;
     }
     // Still alive: it did not panic; probe nothing more (the model's pages are unchanged).
@@ -314,7 +315,7 @@ export class KernelTarget implements Target {
       at += mine.length;
       if (failure) continue;
       const got = this.resultOf(plan, mine);
-      if (got !== plan.want) failure = { property: 'results-agree', step: plan.step, message: `${plan.call}: model returned ${formatResult(plan.want)}, the kernel returned ${formatResult(got)}` };
+      if (got !== plan.want) failure = { property: P.resultsAgree, step: plan.step, message: `${plan.call}: model returned ${formatResult(plan.want)}, the kernel returned ${formatResult(got)}` };
       else failure = this.judgeProbes(plan, mine, plan.expected);
     }
     return { failure, extra: res.slice(at) };
@@ -365,10 +366,10 @@ export class KernelTarget implements Target {
       const probe = decodeProbe(res[first + i]);
       const want = expected[i];
       if (!probeAgrees(want, probe))
-        return { property: 'state-agrees', step: plan.step, message: `pfn ${hex(p)} (kernel pfn ${hex(this.reloc!.pfn(p))}): model ${describeModelPage(want)}, kernel ${describeProbe(probe)}` };
+        return { property: P.stateAgrees, step: plan.step, message: `pfn ${hex(p)} (kernel pfn ${hex(this.reloc!.pfn(p))}): model ${describeModelPage(want)}, kernel ${describeProbe(probe)}` };
       const owned = want.owner === 'host';
       if (hostReaches(probe) !== owned)
-        return { property: 'host-reaches-only-its-pages', step: plan.step, message: `pfn ${hex(p)}: the host ${owned ? 'owns it but its stage-2 blocks it' : `does not own it but its stage-2 lets it through (${describeProbe(probe)})`}` };
+        return { property: P.hostReachesOnlyItsPages, step: plan.step, message: `pfn ${hex(p)}: the host ${owned ? 'owns it but its stage-2 blocks it' : `does not own it but its stage-2 lets it through (${describeProbe(probe)})`}` };
     }
     return null;
   }
@@ -442,12 +443,12 @@ export class KernelTarget implements Target {
       if (plan.ops[i].op === OP.SCAN) {
         const s = res[i];
         if (s.ret !== 0)
-          return { property: 'state-agrees', step, message: `${s.ret} page(s) the model says are the host's alone are not: ${s.v[1]} in the host stage-2, ${s.v[2] & 0xffffffffn} mapped by hyp, ${s.v[2] >> 32n} with a refcount; the first is kernel pfn ${hex(Number(s.v[0]))} (${this.reloc!.describePfn(Number(s.v[0]))})` };
+          return { property: P.stateAgrees, step, message: `${s.ret} page(s) the model says are the host's alone are not: ${s.v[1]} in the host stage-2, ${s.v[2] & 0xffffffffn} mapped by hyp, ${s.v[2] >> 32n} with a refcount; the first is kernel pfn ${hex(Number(s.v[0]))} (${this.reloc!.describePfn(Number(s.v[0]))})` };
         continue;
       }
       const p = plan.probed[k++];
       const probe = decodeProbe(res[i]);
-      if (!probeAgrees(page(model, p), probe)) return { property: 'state-agrees', step, message: `pfn ${hex(p)} at the end: model ${describeModelPage(page(model, p))}, kernel ${describeProbe(probe)}` };
+      if (!probeAgrees(page(model, p), probe)) return { property: P.stateAgrees, step, message: `pfn ${hex(p)} at the end: model ${describeModelPage(page(model, p))}, kernel ${describeProbe(probe)}` };
     }
     return null;
   }

@@ -17,6 +17,7 @@ import { abstractPage, pageKey } from '../abstraction';
 import { ptdump } from '../../hyp/ptdump';
 import { PTRS_PER_TABLE } from '../../types/config';
 import { annotationOwner, isValid, isZero, translate } from '../walk';
+import { P } from '../properties';
 
 export class SimTarget implements Target {
   readonly name = 'sim';
@@ -62,7 +63,7 @@ export class SimTarget implements Target {
     try {
       return handle_host_hcall(this.hyp, call);
     } catch (e) {
-      if (e instanceof PoolExhausted) throw new TargetFailure({ property: 'harness-limit', step, message: e.message });
+      if (e instanceof PoolExhausted) throw new TargetFailure({ property: P.harnessLimit, step, message: e.message });
       throw e;
     }
   }
@@ -72,7 +73,7 @@ export class SimTarget implements Target {
       const changed = this.hyp.mem.diffSince(this.mark).filter(([addr]) => !(call.call === 'host_access' && this.hyp.faults.ownsCell(addr)));
       if (changed.length > 0) {
         const [addr, then, now] = changed[0];
-        return { property: 'failed-call-changes-nothing', step: n, message: `${call.call} failed with ${formatResult(result)} but changed ${changed.length} location(s), first ${this.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}` };
+        return { property: P.failedCallChangesNothing, step: n, message: `${call.call} failed with ${formatResult(result)} but changed ${changed.length} location(s), first ${this.hyp.mem.describe(addr)}: 0x${(then >>> 0).toString(16)} -> 0x${(now >>> 0).toString(16)}` };
       }
     }
     for (const pfn of touched.pages) {
@@ -89,7 +90,7 @@ export class SimTarget implements Target {
 
   /** A forbidden write seen during the step, whatever ran it. */
   pending(n: number): Failure | null {
-    return this.writeViolation ? { property: 'hyp-writes-only-own-pages', step: n, message: this.writeViolation } : null;
+    return this.writeViolation ? { property: P.hypWritesOnlyOwnPages, step: n, message: this.writeViolation } : null;
   }
 
   close(): void {}

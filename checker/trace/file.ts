@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import type { MachineConfig } from '../../types/config';
 import { writeFileAtomic } from '../atomic-write';
 import { findBug } from '../bugs/catalog';
-import type { Failure } from '../suite-types';
 import { decodeStep, encodeStep, InputError, VOCABULARY, type TraceStep } from '../vocabulary';
 import { encodeConfig, parseConfig } from './config';
 import { describeInexactNumber, describeJsonError } from './json-error';
@@ -23,7 +22,18 @@ export interface TraceFile {
   readonly inject: string | null;
   readonly seed: number | null;
   readonly steps: readonly TraceStep[];
-  readonly failure: Failure | null;
+  readonly failure: RecordedFailure | null;
+}
+
+/**
+ * The failure a trace records. Its property is data: a registered name (checker/properties.ts) when
+ * the checker wrote it, but any string is read back, so a hand-written trace or one saved before a
+ * property was renamed stays readable.
+ */
+export interface RecordedFailure {
+  readonly property: string;
+  readonly step: number;
+  readonly message: string;
 }
 
 const TOP_LEVEL = ['format', 'config', 'inject', 'seed', 'steps', 'failure'];
@@ -36,7 +46,7 @@ const bad = (field: string, expected: string, value: unknown): never => {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function parseFailure(v: unknown, stepCount: number): Failure | null {
+function parseFailure(v: unknown, stepCount: number): RecordedFailure | null {
   if (v === undefined || v === null) return null;
   if (!isObject(v)) return bad('failure', 'an object { property, step, message } or null', v);
   for (const k of Object.keys(v))

@@ -7,10 +7,11 @@ import type { UnwindArgs } from '../../types/calls';
 import type { UnwinderBug } from '../bugs/unwinder';
 import { modelSpec } from './model-spec';
 import { countEntries, runHyp, type UnwindViolation } from './run';
+import { P } from '../properties';
 
 export interface UnwindOutcome {
   readonly result: number;
-  readonly violation: { readonly property: string; readonly message: string } | null;
+  readonly violation: UnwindViolation | null;
   readonly lines: readonly string[];
 }
 
@@ -51,7 +52,7 @@ function shapeViolation(args: UnwindArgs, p: PanicPoint, lines: readonly string[
   if (i < 0 && got.length === want.length) return null;
   const at = i < 0 ? want.length : i;
   return {
-    property: p.overflow ? 'overflow-trace-shape' : 'call-chain-trace-shape',
+    property: p.overflow ? P.overflowTraceShape : P.callChainTraceShape,
     message: `entry ${at + 1}: expected ${want[at] ?? 'the end of the trace'}, found ${got[at] ?? 'the end of the trace'} (${want.length} entries expected, ${got.length} printed)`,
   };
 }
@@ -59,9 +60,9 @@ function shapeViolation(args: UnwindArgs, p: PanicPoint, lines: readonly string[
 export function checkUnwind(args: UnwindArgs, bugs: readonly UnwinderBug[]): UnwindOutcome {
   const run = runHyp(args, bugs);
   const outcome = (violation: UnwindViolation | null): UnwindOutcome => ({ result: countEntries(run.lines), violation, lines: run.lines });
-  if (run.violation || !run.exit) return outcome(run.violation ?? { property: 'unwind-bounded', message: 'hyp never handed the panic to the host' });
+  if (run.violation || !run.exit) return outcome(run.violation ?? { property: P.unwindBounded, message: 'hyp never handed the panic to the host' });
   const diff = firstDifference(expectedLines(modelSpec(run, run.exit, 'upstream')), run.lines, 'the model', 'the host');
-  if (diff) return outcome({ property: 'host-output-equals-model', message: diff });
+  if (diff) return outcome({ property: P.hostOutputEqualsModel, message: diff });
   if (args.corrupt.length > 0) return outcome(null);
   const shape = shapeViolation(args, run.scenario.panic, run.lines, run.scenario.layout.stacktrace_entries);
   if (shape) return outcome(shape);
@@ -69,5 +70,5 @@ export function checkUnwind(args: UnwindArgs, bugs: readonly UnwinderBug[]): Unw
   const other = runHyp({ ...args, mode: otherMode }, bugs);
   if (other.violation) return outcome({ property: other.violation.property, message: `in ${otherMode} mode: ${other.violation.message}` });
   const modes = firstDifference(run.lines, other.lines, `${args.mode} mode`, `${otherMode} mode`);
-  return outcome(modes ? { property: 'modes-agree', message: modes } : null);
+  return outcome(modes ? { property: P.modesAgree, message: modes } : null);
 }

@@ -7,9 +7,10 @@ import { MemoryFault, type AddressSpace } from '../../hyp/stacktrace-memory';
 import type { UnwindArgs } from '../../types/calls';
 import type { UnwinderBug } from '../bugs/unwinder';
 import { applyCorruptions, buildScenario, targetBytes, type Scenario } from './scenario';
+import { P, type PropertyName } from '../properties';
 
 export interface UnwindViolation {
-  readonly property: string;
+  readonly property: PropertyName;
   readonly message: string;
 }
 
@@ -48,12 +49,12 @@ function watch(sc: Scenario): (space: AddressSpace, addr: bigint, write: boolean
   const stacks = `the hyp stack [${hex(hypLow)}, ${hex(l.stack_hyp_va)}) and the overflow stack [${hex(ovfLow)}, ${hex(ovfLow + 4096n)})`;
   let unwindReads = 0;
   let bufferReads = 0;
-  const fail = (property: string, message: string): never => {
+  const fail = (property: PropertyName, message: string): never => {
     throw new Violation({ property, message });
   };
   const countUnwindRead = () => {
     if (++unwindReads > budget)
-      fail('unwind-bounded', `the unwind did not stop within ${budget / 2} steps (the two stacks hold at most ${budget / 2} frame records)`);
+      fail(P.unwindBounded, `the unwind did not stop within ${budget / 2} steps (the two stacks hold at most ${budget / 2} frame records)`);
   };
   return (space, addr, write) => {
     const who = space === 'el2' ? 'EL2' : 'the host';
@@ -61,21 +62,21 @@ function watch(sc: Scenario): (space: AddressSpace, addr: bigint, write: boolean
       const buf = pkvmStacktraceHypVa(l);
       if (space === 'el2' && isProtected && inside(addr, buf, N * 8) && (addr - buf) % 8n === 0n) return;
       const where = space === 'el2' && isProtected ? ` (entry ${(addr - buf) / 8n} of the ${N}-entry pkvm_stacktrace buffer)` : '';
-      fail('stacktrace-buffer-terminated', `${who} wrote ${hex(addr)} during the unwind${where}: only pkvm_stacktrace[0..${N - 1}] may be written`);
+      fail(P.stacktraceBufferTerminated, `${who} wrote ${hex(addr)} during the unwind${where}: only pkvm_stacktrace[0..${N - 1}] may be written`);
     }
     if (space === 'el2') {
       if (!isProtected || !(inside(addr, hypLow, l.page_size) || inside(addr, ovfLow, OVERFLOW_STACK_SIZE)))
-        fail('unwind-reads-inside-stacks', `EL2 read ${hex(addr)}, outside ${stacks}`);
+        fail(P.unwindReadsInsideStacks, `EL2 read ${hex(addr)}, outside ${stacks}`);
       return countUnwindRead();
     }
     if (isProtected) {
       const buf = pkvmStacktraceKernVa(l);
-      if (!inside(addr, buf, N * 8)) fail('host-reader-bounded', `the host read ${hex(addr)}: entry ${(addr - buf) / 8n} of the ${N}-entry pkvm_stacktrace buffer`);
-      if (++bufferReads > N) fail('host-reader-bounded', `the host read more than ${N} entries of pkvm_stacktrace`);
+      if (!inside(addr, buf, N * 8)) fail(P.hostReaderBounded, `the host read ${hex(addr)}: entry ${(addr - buf) / 8n} of the ${N}-entry pkvm_stacktrace buffer`);
+      if (++bufferReads > N) fail(P.hostReaderBounded, `the host read more than ${N} entries of pkvm_stacktrace`);
       return;
     }
     if (!(inside(addr, l.kvm_arm_hyp_stack_page, l.page_size) || inside(addr, ovfKern, OVERFLOW_STACK_SIZE)))
-      fail('unwind-reads-inside-stacks', `the host read ${hex(addr)}, outside its aliases of ${stacks}`);
+      fail(P.unwindReadsInsideStacks, `the host read ${hex(addr)}, outside its aliases of ${stacks}`);
     countUnwindRead();
   };
 }
@@ -88,7 +89,7 @@ function checkTerminated(sc: Scenario): void {
   const buf = targetBytes(sc, 'stacktrace');
   const N = sc.layout.stacktrace_entries;
   for (let i = 0; i < N; i++) if (buf.getBigUint64(i * 8, true) === 0n) return;
-  throw new Violation({ property: 'stacktrace-buffer-terminated', message: `EL2 left no 0 in the ${N}-entry pkvm_stacktrace buffer` });
+  throw new Violation({ property: P.stacktraceBufferTerminated, message: `EL2 left no 0 in the ${N}-entry pkvm_stacktrace buffer` });
 }
 
 /** Builds the scenario, corrupts it, and runs the panic: EL2's save, then the host's printing. */
@@ -107,7 +108,7 @@ export function runHyp(args: UnwindArgs, bugs: readonly UnwinderBug[], format: T
     sc.st.nvhe_hyp_panic_handler(exit);
   } catch (e) {
     if (e instanceof Violation) violation = e.v;
-    else if (e instanceof MemoryFault) violation = { property: 'unwind-reads-inside-stacks', message: e.message };
+    else if (e instanceof MemoryFault) violation = { property: P.unwindReadsInsideStacks, message: e.message };
     else throw e;
   } finally {
     mem.observer = null;
