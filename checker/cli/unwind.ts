@@ -1,15 +1,20 @@
 // `pkvm-check unwind`: builds a hyp call chain on the simulated EL2 stack, panics, and prints what the
 // host kernel would log (SEMANTICS §7). The unwind runs under the checker's watch, so an injected bug
 // that would loop or stray ends with a one-line report on stderr and exit 1 instead of a hang.
+// `--target kernel` panics the real hypervisor the same way instead (checker/kernel/unwind.ts).
 import { PAGE_SIZES } from '../../hyp/stacktrace-layout';
 import type { TraceFormat } from '../../hyp/stacktrace';
 import type { UnwindArgs, UnwindMode } from '../../types/calls';
 import { unwinderBugsFor } from '../bugs/catalog';
+import { formatKernelUnwind, MAX_KERNEL_DEPTH, runKernelUnwind, type KernelScenario } from '../kernel/unwind';
 import { runHyp } from '../unwinder/run';
 import { parseInject } from './inject';
+import { parseTarget, TARGET_FLAGS } from './target';
 import { UsageError, intFlag, parseFlags } from './usage';
 
-const SCENARIOS = ['recursive_death', 'call_chain'];
+const SCENARIOS: readonly KernelScenario[] = ['recursive_death', 'call_chain'];
+/** call_chain's frames on the kernel target when --depth is not given. */
+const KERNEL_DEFAULT_DEPTH = 8;
 
 function choice<T extends string>(flag: string, value: string | undefined, choices: readonly T[], dflt: T): T {
   if (value === undefined) return dflt;
@@ -26,6 +31,7 @@ export async function unwindCommand(argv: string[]): Promise<number> {
     seed: { type: 'string' },
     format: { type: 'string' },
     inject: { type: 'string' },
+    ...TARGET_FLAGS,
   });
   if (values.scenario === undefined) throw new UsageError(`--scenario: required (${SCENARIOS.join(' or ')})`);
   const scenario = choice('scenario', values.scenario, SCENARIOS, 'recursive_death');
@@ -34,6 +40,24 @@ export async function unwindCommand(argv: string[]): Promise<number> {
   if (!(PAGE_SIZES as readonly number[]).includes(page_size)) throw new UsageError(`--page-size: expected 4096, 16384 or 65536, got "${values['page-size']}"`);
   const format = choice<TraceFormat>('format', values.format, ['upstream', 'v5'], 'upstream');
   const bug = parseInject(values.inject, ['unwinder'], 'unwind');
+  if (values.target === 'kernel') {
+    // The real kernel: one 4 KiB-page image, upstream's format, no unwinder bugs as kernel patches.
+    if (bug) throw new UsageError(`--inject: ${bug.id} is a bug of the simulated unwinder; the kernel target has none`);
+    if (format !== 'upstream') throw new UsageError('--format: the kernel target prints what 6.12 prints (upstream)');
+    if (page_size !== 4096) throw new UsageError('--page-size: the kernel target runs a 4096-byte-page image');
+    if (scenario === 'recursive_death' && values.depth !== undefined) throw new UsageError('--depth: recursive_death on the kernel target recurses until the guard page; --depth is for call_chain');
+    const depth = scenario === 'call_chain' ? intFlag('depth', values.depth, KERNEL_DEFAULT_DEPTH, 1, MAX_KERNEL_DEPTH) : 0;
+    const target = parseTarget(values, null);
+    if (target.name !== 'kernel') throw new Error('parseTarget did not give the kernel target');
+    const opts = { imageDir: target.imageDir, scenario, mode, depth };
+    const kernel = runKernelUnwind(opts);
+    process.stdout.write(formatKernelUnwind(opts, kernel));
+    const failed = kernel.properties.find((p) => !p.ok);
+    if (!failed && !kernel.simViolation) return 0;
+    process.stderr.write(`pkvm-check unwind: ${failed ? `${failed.property}: ${failed.detail}` : `the simulation: ${kernel.simViolation}`}\n`);
+    return 1;
+  }
+  parseTarget(values, null); // refuses --kernel-src without --target kernel, and a misspelt target
   const args: UnwindArgs = {
     scenario,
     mode,

@@ -56,15 +56,19 @@ exit codes: 0 · 2 bad usage`,
 exit codes: 0 no violation (complete, or stopped at a limit: see "stopped") · 1 violation · 2 bad usage or I/O error`,
   },
   unwind: {
-    synopsis: 'pkvm-check unwind --scenario recursive_death|call_chain [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5] [--inject BUG|none]',
+    synopsis:
+      'pkvm-check unwind --scenario recursive_death|call_chain [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5] [--inject BUG|none] [--target sim|kernel] [--kernel-src DIR]',
     help: `Builds a hyp call chain on the simulated EL2 stack, panics, and prints what the host kernel would log.
   --scenario S    recursive_death or call_chain (required)
   --mode M        protected or nonprotected (default protected)
   --page-size B   4096, 16384 or 65536 (default 4096)
-  --depth N       frames of call_chain (default 0)
+  --depth N       frames of call_chain (default 0; on the kernel 1 to 64, default 8)
   --seed X        KASLR offset and stack placement seed (default 0)
   --format F      upstream or v5 (default upstream)
   --inject BUG    an unwinder bug; none: no bug
+  --target T      sim, or kernel: panic the real 6.12 hypervisor under QEMU (kvm-arm.mode=protected or nvhe),
+                  check its console's call trace and print the simulated one beside it (default sim)
+  --kernel-src D  with --target kernel: build this kernel tree instead of Debian's 6.12
 exit codes: 0 · 1 the unwind broke a property · 2 bad usage`,
   },
   bench: {

@@ -20,6 +20,8 @@ export const OP = {
   HOST_WRITE: 10,
   PROBE: 11,
   SCAN: 12,
+  /** Panics the hypervisor with a known call chain (kernel/patches/0002; checker/kernel/unwind.ts). */
+  STACK: 13,
 } as const;
 export type OpCode = (typeof OP)[keyof typeof OP];
 
