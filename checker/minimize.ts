@@ -5,6 +5,7 @@
 // the same Lockstep, and keep it when it still fails with the same property.
 import type { Lockstep } from './lockstep';
 import { runSteps } from './sequence';
+import type { PropertyName } from './properties';
 import { InputError, type TraceStep, type VmRef } from './vocabulary';
 
 /** At most this many candidate re-runs per minimization, so a long trace cannot take forever. */
@@ -48,7 +49,7 @@ export function deleteSteps(steps: readonly TraceStep[], from: number, to: numbe
 }
 
 /** The steps up to the failure when `steps` fail with `property`, else null (a dangling handle too). */
-function failsWith(ls: Lockstep, steps: readonly TraceStep[], property: string): TraceStep[] | null {
+function failsWith(ls: Lockstep, steps: readonly TraceStep[], property: PropertyName): TraceStep[] | null {
   try {
     const out = runSteps(ls, steps);
     return out.failure?.property === property ? out.steps : null;
@@ -64,7 +65,7 @@ function failsWith(ls: Lockstep, steps: readonly TraceStep[], property: string):
  * single step of it can be deleted (unless `maxRuns` ran out first). Deterministic for the same steps
  * and Lockstep; `ls` is left in the state of the last candidate tried, so re-run the result to inspect it.
  */
-export function minimize(ls: Lockstep, steps: readonly TraceStep[], property: string, maxRuns = DEFAULT_MAX_RUNS): MinimizeResult {
+export function minimize(ls: Lockstep, steps: readonly TraceStep[], property: PropertyName, maxRuns = DEFAULT_MAX_RUNS): MinimizeResult {
   // First cut whatever follows the failing step; a trace that does not fail so is returned as it is.
   const stripped = steps.map(stripExpect);
   let current = failsWith(ls, stripped, property);
@@ -85,7 +86,7 @@ export function minimize(ls: Lockstep, steps: readonly TraceStep[], property: st
 }
 
 /** One sweep from the front deleting `chunk` steps at a time, keeping every deletion that still fails. */
-function deletionPass(ls: Lockstep, steps: TraceStep[], chunk: number, property: string, budget: number): MinimizeResult {
+function deletionPass(ls: Lockstep, steps: TraceStep[], chunk: number, property: PropertyName, budget: number): MinimizeResult {
   let current = steps;
   let runs = 0;
   for (let i = 0; i < current.length && runs < budget; ) {

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { P } from '../checker/properties';
 
 const cli = (args: string[], cwd = process.cwd()) => {
   const r = spawnSync(process.execPath, [join(process.cwd(), 'bin/pkvm-check.js'), ...args], { cwd, encoding: 'utf8' });
@@ -39,7 +40,7 @@ describe('pkvm-check command line', () => {
     const r = cli(['run', '--suite', 'ownership', '--inject', 'unshare-ignores-pins', '--out', dir, '--reports', join(dir, 'rep'), '--json']);
     expect(r.code).toBe(1);
     const j = JSON.parse(r.out);
-    expect(j.suites[0].failure.property).toBe('results-agree');
+    expect(j.suites[0].failure.property).toBe(P.resultsAgree);
     const [trace] = readdirSync(dir).filter((f) => f.endsWith('.json'));
     const withBug = cli(['replay', join(dir, trace)]);
     expect(withBug.code).toBe(1);

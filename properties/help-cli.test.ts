@@ -27,7 +27,7 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
   }
 }
 afterEach(() => vi.restoreAllMocks());
-const COMMANDS = ['run', 'replay', 'bugs', 'explore', 'unwind', 'bench'];
+const COMMANDS = ['run', 'replay', 'bugs', 'properties', 'explore', 'unwind', 'bench'];
 const bugOf = (suite: string) => CATALOG.find((b) => b.suite === suite)!.id;
 
 describe('help', () => {

@@ -5,6 +5,7 @@ import { Lockstep } from '../checker/lockstep';
 import { runSteps } from '../checker/sequence';
 import { DEFAULT_CONFIG } from '../types/config';
 import { KVM_LEVEL_4K, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, KVM_PTE_ZERO, kvm_pte_to_pfn } from '../hyp/pgtable';
+import { P } from '../checker/properties';
 
 const B = 0x40000;
 
@@ -31,28 +32,28 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
   });
 
   test('a table page whose refcount is off', () => {
-    expect(withState((ls) => ls.hyp.vmemmap.page_ref_add(hostTable(ls), 1))).toBe('table-refcount');
+    expect(withState((ls) => ls.hyp.vmemmap.page_ref_add(hostTable(ls), 1))).toBe(P.tableRefcount);
   });
 
   test('a boot-time table page whose refcount is off', () => {
-    expect(withState((ls) => ls.hyp.vmemmap.page_ref_add(ls.hyp.layout.hostPgd, -1))).toBe('table-refcount');
+    expect(withState((ls) => ls.hyp.vmemmap.page_ref_add(ls.hyp.layout.hostPgd, -1))).toBe(P.tableRefcount);
   });
 
   test('a pool page allocated and never used (a leak)', () => {
-    expect(withState((ls) => ls.hyp.host_pool.alloc())).toBe('pages-conserved');
+    expect(withState((ls) => ls.hyp.host_pool.alloc())).toBe(P.pagesConserved);
   });
 
   test('a host stage-2 entry cleared under a donated page (the host could fault it back in)', () => {
-    expect(withState((ls) => ls.hyp.host_mmu.set_entry(B + 7, KVM_LEVEL_4K, KVM_PTE_ZERO))).toBe('state-agrees');
+    expect(withState((ls) => ls.hyp.host_mmu.set_entry(B + 7, KVM_LEVEL_4K, KVM_PTE_ZERO))).toBe(P.stateAgrees);
   });
 
   test("hyp's carve-out annotation removed", () => {
     const f = withState((ls) => ls.hyp.host_mmu.set_entry(ls.hyp.layout.carveout[0] + 5, KVM_LEVEL_4K, KVM_PTE_ZERO));
-    expect(f).toBe('host-reaches-only-its-pages');
+    expect(f).toBe(P.hostReachesOnlyItsPages);
   });
 
   test('a fault logged twice', () => {
-    expect(withState((ls) => { ls.hyp.faults.record(B + 7); ls.hyp.faults.record(B + 7); })).toBe('fault-log-agrees');
+    expect(withState((ls) => { ls.hyp.faults.record(B + 7); ls.hyp.faults.record(B + 7); })).toBe(P.faultLogAgrees);
   });
 
   test('one table page linked from two entries (block 1 reuses block 0\'s level-3 table)', () => {
@@ -67,7 +68,7 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
       ls.hyp.mem.write32('hyp', level2, 2, ls.hyp.mem.read32(level2, 0));
       ls.hyp.mem.write32('hyp', level2, 3, ls.hyp.mem.read32(level2, 1));
     });
-    expect(f).toBe('table-pages-hyp-owned');
+    expect(f).toBe(P.tablePagesHypOwned);
   });
 
   test("a guest leaf's permissions changed behind the model's back", () => {
@@ -81,7 +82,7 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
     const leaf = pgt.get_leaf(5);
     expect(leaf.level).toBe(KVM_LEVEL_4K);
     pgt.set_entry(5, KVM_LEVEL_4K, { lo: leaf.lo & ~KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, hi: leaf.hi });
-    expect(ls.finish()).toMatchObject({ property: 'state-agrees', message: expect.stringContaining('gfn 0x5') });
+    expect(ls.finish()).toMatchObject({ property: P.stateAgrees, message: expect.stringContaining('gfn 0x5') });
   });
 
   test("a table page inside hyp's carve-out, which the check does not re-read, whose refcount is off", () => {
@@ -91,7 +92,7 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
       ls.hyp.hyp_pgt.walk(first, 1, { tablePre: (e) => (table = e.level === 2 ? kvm_pte_to_pfn(e.lo, e.hi) : table) });
       ls.hyp.vmemmap.page_ref_add(table, 1);
     });
-    expect(f).toBe('table-refcount');
+    expect(f).toBe(P.tableRefcount);
   });
 
   test("a carve-out annotation overwritten in memory in a later sequence (after clean ones)", () => {
@@ -102,6 +103,6 @@ describe('the end-of-sequence check catches state corrupted behind its back', ()
     let table = -1;
     ls.hyp.host_mmu.walk(first, 1, { tablePre: (e) => (table = e.level === 2 ? kvm_pte_to_pfn(e.lo, e.hi) : table) });
     ls.hyp.mem.write32('hyp', table, 2 * (first & 511), 0);
-    expect(ls.finish()?.property).toBe('host-reaches-only-its-pages');
+    expect(ls.finish()?.property).toBe(P.hostReachesOnlyItsPages);
   });
 });

@@ -10,6 +10,7 @@ import { runSteps } from '../checker/sequence';
 import { makeLockstep, runSuite } from '../checker/suites';
 import type { TraceStep, VmRef } from '../checker/vocabulary';
 import { HYP_PANIC } from '../types/kernel';
+import { P } from '../checker/properties';
 
 const GUEST_BUG = 'guest-share-skips-host-check';
 const VM_PFN = 262144;
@@ -48,26 +49,26 @@ function referencesHold(steps: readonly TraceStep[]): boolean {
 describe('minimize: deleting concrete steps of a failing trace', () => {
   test('a noisy trace minimizes to the three steps the bug needs, its reference renumbered', () => {
     const ls = makeLockstep(GUEST_BUG);
-    expect(runSteps(ls, NOISY).failure?.property).toBe('results-agree');
-    const m = minimize(ls, NOISY, 'results-agree');
+    expect(runSteps(ls, NOISY).failure?.property).toBe(P.resultsAgree);
+    const m = minimize(ls, NOISY, P.resultsAgree);
     expect(m.steps).toEqual(MINIMAL);
     const again = runSteps(ls, m.steps);
-    expect(again.failure).toMatchObject({ property: 'results-agree', step: 3 });
+    expect(again.failure).toMatchObject({ property: P.resultsAgree, step: 3 });
   });
 
   test('the same steps minimize to the same trace, within the cap on re-runs', () => {
     const ls = makeLockstep(GUEST_BUG);
-    const a = minimize(ls, NOISY, 'results-agree');
-    const b = minimize(ls, NOISY, 'results-agree');
+    const a = minimize(ls, NOISY, P.resultsAgree);
+    const b = minimize(ls, NOISY, P.resultsAgree);
     expect(b).toEqual(a);
     expect(a.runs).toBeLessThan(60);
     // With no budget beyond the first run, the trace is only cut after its failing step.
-    expect(minimize(ls, NOISY, 'results-agree', 1).steps).toHaveLength(6);
+    expect(minimize(ls, NOISY, P.resultsAgree, 1).steps).toHaveLength(6);
   });
 
   test('a trace that does not fail with the property is returned as it is', () => {
     const ls = makeLockstep(null);
-    const m = minimize(ls, NOISY, 'results-agree');
+    const m = minimize(ls, NOISY, P.resultsAgree);
     expect(m.steps).toHaveLength(NOISY.length);
     expect(m.runs).toBe(1);
   });
@@ -93,7 +94,7 @@ describe('minimize: deleting concrete steps of a failing trace', () => {
       runs[runs.length - 1].push(ts);
       return step(ts, i);
     });
-    minimize(ls, NOISY, 'results-agree');
+    minimize(ls, NOISY, P.resultsAgree);
     expect(runs.length).toBeGreaterThan(5);
     for (const r of runs) expect(referencesHold(r), JSON.stringify(r)).toBe(true);
   });

@@ -23,6 +23,7 @@ import { ptdump } from '../hyp/ptdump';
 import { SEED } from './seed';
 import { assertTraced } from './traced';
 import { snapshotOf, type SnapshotStep } from '../hyp/snapshot';
+import { P } from '../checker/properties';
 
 const handlers = { __pkvm_host_stage2_snapshot: snapshotHandler };
 const config = DEFAULT_CONFIG;
@@ -241,7 +242,7 @@ describe('host stage-2 snapshot', () => {
       expect(ls.step(call(mcPages.length), n512)).toBeNull(); // exactly full: nothing past the end
       const n = shape(ls, 513);
       const f = ls.step(call(mcPages.length), n);
-      expect(f?.property).toBe('hyp-writes-only-own-pages');
+      expect(f?.property).toBe(P.hypWritesOnlyOwnPages);
       expect(f?.message).toContain(`pfn 0x${(USED + 1).toString(16)}`);
     });
   });

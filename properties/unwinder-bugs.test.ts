@@ -7,14 +7,15 @@ import { checkUnwind } from '../checker/unwinder/check';
 import { scenarioFacts } from '../checker/unwinder/corruptions';
 import { countEntries, maxRecords, runHyp } from '../checker/unwinder/run';
 import { unwindStepArb } from '../checker/unwinder/generators';
+import { P, type PropertyName } from '../checker/properties';
 
 /** Which properties each bug may break first (a looping unwind hits its budget, or prints too much). */
-const CAUGHT_BY: Readonly<Record<string, readonly string[]>> = {
-  'unwind-no-stacks-done': ['unwind-bounded', 'host-output-equals-model'],
-  'unwind-no-monotonic-fp': ['unwind-bounded', 'host-output-equals-model'],
-  'stacktrace-no-terminator-slot': ['stacktrace-buffer-terminated'],
-  'symbolize-without-kaslr': ['host-output-equals-model'],
-  'host-reader-trusts-terminator': ['host-reader-bounded'],
+const CAUGHT_BY: Readonly<Record<string, readonly PropertyName[]>> = {
+  'unwind-no-stacks-done': [P.unwindBounded, P.hostOutputEqualsModel],
+  'unwind-no-monotonic-fp': [P.unwindBounded, P.hostOutputEqualsModel],
+  'stacktrace-no-terminator-slot': [P.stacktraceBufferTerminated],
+  'symbolize-without-kaslr': [P.hostOutputEqualsModel],
+  'host-reader-trusts-terminator': [P.hostReaderBounded],
 };
 
 describe('known unwinder bugs', () => {
@@ -44,7 +45,7 @@ describe('known unwinder bugs', () => {
     const cycle = { stack: r.stack, offset: r.off, value: `0x${r.addr.toString(16)}` };
     const bug = UNWINDER_BUGS.find((b) => b.id === 'unwind-no-monotonic-fp')!;
     const run = runHyp({ ...base, corrupt: [cycle] }, [bug]);
-    expect(run.violation?.property).toBe('unwind-bounded');
+    expect(run.violation?.property).toBe(P.unwindBounded);
     expect(countEntries(run.lines)).toBeLessThanOrEqual(maxRecords(4096) + 1);
     // The correct unwinder stops at the cycle: the record may not point at itself.
     expect(runHyp({ ...base, corrupt: [cycle] }, []).violation).toBeNull();

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run')).runCommand,
   replay: async () => (await import('./replay')).replayCommand,
   bugs: async () => (await import('./bugs')).bugsCommand,
+  properties: async () => (await import('./properties')).propertiesCommand,
   explore: async () => (await import('./explore')).exploreCommand,
   unwind: async () => (await import('./unwind')).unwindCommand,
 };

@@ -36,6 +36,13 @@ exit codes: 0 every trace clean · 1 a trace fails · 2 bad usage, an unreadable
   --json          print { bugs: [{ id, description, suite }] }
 exit codes: 0 · 2 bad usage`,
   },
+  properties: {
+    synopsis: 'pkvm-check properties [--json]',
+    help: `Lists every property the checker checks, one per line: name, area (ownership, snapshot, unwinder,
+kernel-target, harness) and what it states. A failure, a trace and a report name the property.
+  --json          print [{ name, area, statement }]
+exit codes: 0 · 2 bad usage`,
+  },
   explore: {
     synopsis:
       'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--time-limit S] [--max-states N] [--out DIR] [--json]',
