@@ -57,6 +57,10 @@ export const PROPERTIES = {
     area: 'snapshot',
     statement: "every table page of the copy is a distinct memcache page the model consumed, none of the host's own",
   },
+  'ptdump-matches-walker': {
+    area: 'snapshot',
+    statement: "hyp's ptdump of the host stage-2 covers every non-zero leaf of the checker's own walk once, merging exactly the contiguous, equal ones",
+  },
   'snapshot-used-pages-exact': { area: 'snapshot', statement: 'used_pages_indx and the used-pages array record exactly the consumed memcache pages, in order' },
 
   // Unwinder: one hyp_panic, unwound by EL2 (protected) or the host (nonprotected) and printed.

@@ -4,6 +4,7 @@
 // entries their page state by name (from the software bits).
 import * as pt from './pgtable';
 import type { KvmPgtable, WalkEntry } from './pgtable';
+import type { Hyp } from './mem_protect';
 
 const OWNER_NAMES: Readonly<Record<number, string>> = { 0: 'host', 1: 'hyp' };
 
@@ -30,35 +31,72 @@ function describe(e: WalkEntry): string {
   return `${type}  ${r}${w}${x}  ${attrs}  ${state}`;
 }
 
+/** The run of entries a dump is printing: its input range, its description, the next output page. */
+export interface PtdumpRun {
+  start: number;
+  end: number;
+  desc: string;
+  nextOut: number;
+}
+
+/**
+ * ptdump as one object per hyp instance (ptdumpOf), so that a bug can replace one of its steps:
+ * describe an entry, decide whether it continues the current run (ptdump.c's note_page), dump.
+ */
+export class KvmPtdump {
+  describe(e: WalkEntry): string {
+    return describe(e);
+  }
+
+  /** Entries merge with the same description, contiguous input ranges and continuing output addresses. */
+  continues_run(run: PtdumpRun, e: WalkEntry, desc: string): boolean {
+    const out = pt.kvm_pte_valid(e.lo) ? pt.kvm_pte_to_pfn(e.lo, e.hi) : -1;
+    return desc === run.desc && e.addr === run.end && (out < 0 || out === run.nextOut);
+  }
+
+  /** The dump of a table (or of the input range [from, from + nr)), one line per run. */
+  ptdump(pgt: KvmPgtable, from = 0, nr = pgt.ia_pages): string[] {
+    const lines: string[] = [];
+    const run: PtdumpRun = { start: 0, end: 0, desc: '', nextOut: -1 };
+    const flush = () => {
+      if (run.desc !== '') lines.push(`${hexAddr(run.start)}-${hexAddr(run.end)}  ${ptdump_size(run.end - run.start)}  ${run.desc}`);
+    };
+    pgt.walk(from, nr, {
+      leaf: (e) => {
+        const d = this.describe(e);
+        const size = pt.kvm_granule_pages(e.level);
+        const out = pt.kvm_pte_valid(e.lo) ? pt.kvm_pte_to_pfn(e.lo, e.hi) : -1;
+        if (this.continues_run(run, e, d)) {
+          run.end += size;
+        } else {
+          flush();
+          run.start = e.addr;
+          run.end = e.addr + size;
+          run.desc = d;
+        }
+        run.nextOut = out < 0 ? -1 : out + size;
+      },
+    });
+    flush();
+    return lines;
+  }
+}
+
+const standalone = new KvmPtdump();
+
 /**
  * The dump of a table (or of the input range [from, from + nr)). Runs merge entries with the same
  * description whose input ranges are contiguous and whose output addresses continue each other.
  */
 export function ptdump(pgt: KvmPgtable, from = 0, nr = pgt.ia_pages): string[] {
-  const lines: string[] = [];
-  let start = 0;
-  let end = 0;
-  let desc = '';
-  let nextOut = -1;
-  const flush = () => {
-    if (desc !== '') lines.push(`${hexAddr(start)}-${hexAddr(end)}  ${ptdump_size(end - start)}  ${desc}`);
-  };
-  pgt.walk(from, nr, {
-    leaf: (e) => {
-      const d = describe(e);
-      const size = pt.kvm_granule_pages(e.level);
-      const out = pt.kvm_pte_valid(e.lo) ? pt.kvm_pte_to_pfn(e.lo, e.hi) : -1;
-      if (d === desc && e.addr === end && (out < 0 || out === nextOut)) {
-        end += size;
-      } else {
-        flush();
-        start = e.addr;
-        end = e.addr + size;
-        desc = d;
-      }
-      nextOut = out < 0 ? -1 : out + size;
-    },
-  });
-  flush();
-  return lines;
+  return standalone.ptdump(pgt, from, nr);
+}
+
+const instances = new WeakMap<Hyp, KvmPtdump>();
+
+/** The ptdump of a hyp instance (one per instance, so that a bug can replace its methods). */
+export function ptdumpOf(hyp: Hyp): KvmPtdump {
+  let d = instances.get(hyp);
+  if (!d) instances.set(hyp, (d = new KvmPtdump()));
+  return d;
 }

@@ -3,6 +3,8 @@
 import { EPERM } from '../../types/errno';
 import type { Pkvm } from '../../hyp/pkvm';
 import { PAGE_SIZE, snapshotOf } from '../../hyp/snapshot';
+import { ptdumpOf } from '../../hyp/ptdump';
+import { kvm_pte_to_pfn, kvm_pte_valid } from '../../hyp/pgtable';
 import type { HypBug } from './ownership';
 
 export const SNAPSHOT_BUGS: readonly HypBug[] = [
@@ -74,6 +76,19 @@ export const SNAPSHOT_BUGS: readonly HypBug[] = [
           if (k + 1 < needed) pa = s.read_field(Math.floor(pa / PAGE_SIZE), 0);
         }
         return 0;
+      };
+    },
+  },
+  {
+    id: 'ptdump-merges-states',
+    description: 'ptdump merges an entry into the current run when type, permissions and memory attributes match, ignoring the page state: an OWNED page next to a SHARED_OWNED one prints as one run',
+    suite: 'snapshot',
+    inject: (h: Pkvm) => {
+      const d = ptdumpOf(h);
+      d.continues_run = (run, e, desc) => {
+        const out = kvm_pte_valid(e.lo) ? kvm_pte_to_pfn(e.lo, e.hi) : -1;
+        const attrs = (s: string) => s.split('  ').slice(0, 3).join('  ');
+        return run.desc !== '' && attrs(desc) === attrs(run.desc) && e.addr === run.end && (out < 0 || out === run.nextOut);
       };
     },
   },

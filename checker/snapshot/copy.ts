@@ -8,7 +8,7 @@ import type { SnapshotEffect } from '../../model/snapshot';
 import type { Pkvm } from '../../hyp/pkvm';
 import * as pt from '../../hyp/pgtable';
 import { KvmPgtable } from '../../hyp/pgtable';
-import { ptdump } from '../../hyp/ptdump';
+import { ptdumpOf } from '../../hyp/ptdump';
 import type { Failure } from '../suite-types';
 import { P, type PropertyName } from '../properties';
 
@@ -40,7 +40,7 @@ const firstDiff = (a: readonly string[], b: readonly string[]): number => {
 export function checkCopy(hyp: Pkvm, a: SnapshotArgs, eff: SnapshotEffect, hostDump: readonly string[], hostLeaves: readonly string[], step: number): Failure | null {
   const copy = snapshotPgtable(hyp, eff.result);
   const fail = (property: PropertyName, message: string): Failure => ({ property, step, message });
-  const dump = ptdump(copy);
+  const dump = ptdumpOf(hyp).ptdump(copy);
   const d = firstDiff(dump, hostDump);
   if (d >= 0) return fail(P.snapshotPtdumpEqualsHost, `ptdump line ${d + 1}: copy "${dump[d] ?? '(none)'}", host stage-2 "${hostDump[d] ?? '(none)'}"`);
   const leaves = leafList(copy);

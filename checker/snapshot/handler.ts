@@ -10,7 +10,8 @@ import { __pkvm_host_stage2_snapshot as modelSnapshot, HOST_PGD_PAGES, type Snap
 import { PAGE_SIZE, snapshotOf, SNAP_MC_HEAD, SNAP_MC_NR_PAGES, SNAP_USED_PAGES_INDX, type SnapshotStep } from '../../hyp/snapshot';
 import { addressPfn, addressWord, isCellAddress, wordAddress, type JournalAddress } from '../../hyp/memory';
 import { PoolExhausted } from '../../hyp/pool';
-import { ptdump } from '../../hyp/ptdump';
+import { ptdumpOf } from '../../hyp/ptdump';
+import { checkPtdump } from '../ptdump-oracle';
 import type { CallHandler } from '../handlers';
 import type { Lockstep } from '../lockstep';
 import type { Failure } from '../suite-types';
@@ -60,8 +61,11 @@ class HookWatch {
       }
     }
     if (stage.kind === 'teardown-begin') {
-      this.hostDump = ptdump(this.ls.hyp.host_mmu);
+      // hyp's ptdump of the host stage-2 as copied, checked against the checker's own walk of it.
+      this.hostDump = ptdumpOf(this.ls.hyp).ptdump(this.ls.hyp.host_mmu);
       this.hostLeaves = leafList(this.ls.hyp.host_mmu);
+      this.failure = checkPtdump(this.ls.hyp.mem, this.ls.hyp.host_mmu, this.hostDump, 'host stage-2', this.step);
+      if (this.failure) return;
     }
     // Once everything went back, the taken pages are the host's again.
     if (stage.kind === 'rollback-end' || stage.kind === 'teardown-end') return;

@@ -3,7 +3,7 @@
 // model like the snapshot steps (one u32 draw each, plus a few for the pfn).
 import fc from 'fast-check';
 import type { MachineConfig } from '../../types/config';
-import { page, type State } from '../../model/state';
+import { hostState, page, type State } from '../../model/state';
 import type { TraceStep } from '../vocabulary';
 
 export const SHAPE_DRAWS = 3;
@@ -32,7 +32,15 @@ export function resolveShapeStep(draw: readonly number[], model: State, config: 
     }
     case 3:
       return { call: '__pkvm_host_share_ffa', args: { pfn, nr_pages: 1 } };
-    default:
+    case 4:
       return { call: 'host_access', args: { pfn: page(model, pfn).owner === 'host' ? pfn : pfn + 1, write: (draw[2] ?? 0) % 2 === 0 } };
+    default: {
+      // Fault in a page next to one the host shares: an OWNED leaf beside a SHARED_OWNED one, which
+      // ptdump must print as two runs.
+      const shared = [...model.pages].filter(([, p]) => hostState(p) === 'SHARED_OWNED').map(([p]) => p);
+      const d = draw[2] ?? 0;
+      const p = shared.length > 0 ? shared[(d >>> 2) % shared.length] + ((d & 2) === 0 ? 1 : -1) : pfn;
+      return { call: 'host_access', args: { pfn: p, write: d % 2 === 0 } };
+    }
   }
 }
