@@ -82,7 +82,27 @@ export const PROPERTIES = {
   // The real kernel under QEMU (--target kernel).
   'kernel-alive': {
     area: 'kernel-target',
-    statement: 'the kernel stays up, and after a panic the model predicts a fresh machine answers the earlier calls as before',
+    statement: 'the kernel under QEMU stays up, and after a panic the model predicted a fresh machine answers the earlier calls as the first did',
+  },
+
+  // The real hypervisor's stack dump (unwind --target kernel): its console report after a test panic.
+  'panic-reported': {
+    area: 'kernel-target',
+    statement: 'the test hypercall panics the hypervisor and the host logs the whole report: site, call trace, end marker, Hyp Offset',
+  },
+  'panic-site': { area: 'kernel-target', statement: "the report's panic site is the store into the guard page, or the WARN_ON of pkvm_check_stack.c" },
+  'line-format': { area: 'kernel-target', statement: "every entry of the real call trace is in the kernel's format, [<ADDR>] __kvm_nvhe_SYM+OFF/SIZE" },
+  'symbols-match-vmlinux': { area: 'kernel-target', statement: 'every printed address is its printed symbol + offset in vmlinux, with the size kallsyms computes' },
+  'entries-bounded': {
+    area: 'kernel-target',
+    statement: 'the real call trace has at most N - 1 entries in protected mode, one per frame record the stacks hold (and the pc) otherwise',
+  },
+  'starts-at-hyp-panic': { area: 'kernel-target', statement: 'the real call trace starts at hyp_panic' },
+  'overflow-path': { area: 'kernel-target', statement: 'hyp_panic_bad_stack is the second entry exactly when the panic overflowed the hyp stack' },
+  recursion: { area: 'kernel-target', statement: 'the recursive function is one run of entries from one call site, as deep as the scenario recursed' },
+  'chain-to-host-exit': {
+    area: 'kernel-target',
+    statement: "the real call trace follows the built chain down to __host_exit (or is the protected buffer's first N - 1 entries)",
   },
 
   // The harness: traces, sequences and the run itself.

@@ -21,6 +21,7 @@ import { OP } from './abi';
 import { parsePanicLog, type PanicLog, type TraceEntry } from './panic-log';
 import { Machine, MachineDown } from './qemu';
 import { KERNEL_RAM_MIB, RAM_FIRST_PFN } from './relocate';
+import { P, type PropertyName } from '../properties';
 
 export type KernelScenario = 'recursive_death' | 'call_chain';
 
@@ -42,7 +43,7 @@ export interface KernelUnwindOptions {
 }
 
 export interface PropertyResult {
-  readonly property: string;
+  readonly property: PropertyName;
   readonly ok: boolean;
   readonly detail: string;
 }
@@ -144,7 +145,7 @@ const hex = (x: bigint): string => `0x${x.toString(16)}`;
 
 export function checkRealTrace(opts: Pick<KernelUnwindOptions, 'scenario' | 'mode' | 'depth'>, log: PanicLog, symbols: readonly HypSymbol[]): PropertyResult[] {
   const out: PropertyResult[] = [];
-  const check = (property: string, ok: boolean, detail: string): void => void out.push({ property, ok, detail });
+  const check = (property: PropertyName, ok: boolean, detail: string): void => void out.push({ property, ok, detail });
   const names = traceFunctions(log.entries.map((e) => e.text));
   const overflow = opts.scenario === 'recursive_death';
 
@@ -155,28 +156,28 @@ export function checkRealTrace(opts: Pick<KernelUnwindOptions, 'scenario' | 'mod
     ...(log.hypOffset !== null ? [] : ['"Hyp Offset:"']),
     ...(log.hostPanicked ? [] : ['"Kernel panic - not syncing: HYP panic:"']),
   ];
-  check('panic-reported', missing.length === 0, missing.length === 0 ? `site, call trace (${log.entries.length} entries), end marker, Hyp Offset, host panic` : `missing ${missing.join(', ')}`);
+  check(P.panicReported, missing.length === 0, missing.length === 0 ? `site, call trace (${log.entries.length} entries), end marker, Hyp Offset, host panic` : `missing ${missing.join(', ')}`);
 
   const site = log.site;
   const siteOk =
     site !== null &&
     (overflow ? site.kind === 'panic' && site.symbol === `${PREFIX}recursive_death` : site.kind === 'bug' && site.file.endsWith('hyp/nvhe/pkvm_check_stack.c'));
   const siteText = site === null ? 'none' : site.kind === 'bug' ? `BUG at ${site.file}:${site.line}` : `${site.kind} at ${site.symbol ?? '?'}+${hex(site.offset)}`;
-  check('panic-site', siteOk, `${siteText} (expected ${overflow ? 'a panic in recursive_death (the store into the guard page)' : 'the WARN_ON in pkvm_check_stack.c'})`);
+  check(P.panicSite, siteOk, `${siteText} (expected ${overflow ? 'a panic in recursive_death (the store into the guard page)' : 'the WARN_ON in pkvm_check_stack.c'})`);
 
   const badFormat = [...log.malformed, ...log.entries.filter((e) => !e.symbol?.startsWith(PREFIX)).map((e) => e.text)];
-  check('line-format', badFormat.length === 0, badFormat.length === 0 ? `every entry is " [<%016llx>] ${PREFIX}SYM+OFF/SIZE"` : `not in the kernel's format: ${JSON.stringify(badFormat[0])}`);
+  check(P.lineFormat, badFormat.length === 0, badFormat.length === 0 ? `every entry is " [<%016llx>] ${PREFIX}SYM+OFF/SIZE"` : `not in the kernel's format: ${JSON.stringify(badFormat[0])}`);
 
   const wrong = log.entries.map((e) => symbolMismatch(e, symbols)).find((m) => m !== null);
-  check('symbols-match-vmlinux', wrong === undefined && log.entries.length > 0, wrong ?? `every address is its printed symbol + offset in vmlinux, sizes as kallsyms computes them`);
+  check(P.symbolsMatchVmlinux, wrong === undefined && log.entries.length > 0, wrong ?? `every address is its printed symbol + offset in vmlinux, sizes as kallsyms computes them`);
 
   const bound = entryBound(opts.mode);
-  check('entries-bounded', log.entries.length <= bound, `${log.entries.length} entries, at most ${bound}${opts.mode === 'protected' ? ` (N - 1, N = NVHE_STACKTRACE_SIZE / 8 = ${bound + 1})` : ' (one per frame record the two stacks can hold, and the pc)'}`);
+  check(P.entriesBounded, log.entries.length <= bound, `${log.entries.length} entries, at most ${bound}${opts.mode === 'protected' ? ` (N - 1, N = NVHE_STACKTRACE_SIZE / 8 = ${bound + 1})` : ' (one per frame record the two stacks can hold, and the pc)'}`);
 
-  check('starts-at-hyp-panic', names[0] === 'hyp_panic', `entry 1 is ${names[0] ?? 'missing'}`);
+  check(P.startsAtHypPanic, names[0] === 'hyp_panic', `entry 1 is ${names[0] ?? 'missing'}`);
   const badStack = names.indexOf('hyp_panic_bad_stack');
   check(
-    'overflow-path',
+    P.overflowPath,
     overflow ? badStack === 1 : badStack < 0,
     overflow ? `entry 2 is ${names[1] ?? 'missing'} (expected hyp_panic_bad_stack)` : badStack < 0 ? 'no hyp_panic_bad_stack: the panic stayed on the hyp stack' : `hyp_panic_bad_stack at entry ${badStack + 1}`,
   );
@@ -188,10 +189,10 @@ export function checkRealTrace(opts: Pick<KernelUnwindOptions, 'scenario' | 'mod
   const run = runLength(names, from, fn);
   const runAddrs = new Set(log.entries.slice(from, from + run).map((e) => e.addr));
   if (overflow) {
-    check('recursion', run >= 2 && runAddrs.size === 1, `${run} recursive_death entries from entry ${from + 1}, ${runAddrs.size} distinct return address(es) (one call site)`);
+    check(P.recursion, run >= 2 && runAddrs.size === 1, `${run} recursive_death entries from entry ${from + 1}, ${runAddrs.size} distinct return address(es) (one call site)`);
   } else {
     const want = opts.depth >= 2 ? opts.depth : 0;
-    check('recursion', run === want && runAddrs.size <= 1, `${run} call_chain entries from entry ${from + 1} for --depth ${opts.depth} (expected ${want}: the innermost frame's caller twice, then each caller)`);
+    check(P.recursion, run === want && runAddrs.size <= 1, `${run} call_chain entries from entry ${from + 1} for --depth ${opts.depth} (expected ${want}: the innermost frame's caller twice, then each caller)`);
   }
 
   // The whole chain, down to __host_exit unless the protected buffer truncated it.
@@ -202,7 +203,7 @@ export function checkRealTrace(opts: Pick<KernelUnwindOptions, 'scenario' | 'mod
   const chainOk = at < 0 && names.length === want.length;
   const where = at < 0 ? want.length : at;
   check(
-    'chain-to-host-exit',
+    P.chainToHostExit,
     chainOk,
     chainOk
       ? truncated
@@ -228,7 +229,7 @@ function symbolMismatch(e: TraceEntry, symbols: readonly HypSymbol[]): string | 
 
 // ---- running it
 
-const failed = (property: string, detail: string): PropertyResult => ({ property, ok: false, detail });
+const failed = (property: PropertyName, detail: string): PropertyResult => ({ property, ok: false, detail });
 
 /** Boots a machine, triggers the scenario, and checks what the host printed. */
 export function runKernelUnwind(opts: KernelUnwindOptions): KernelUnwindRun {
@@ -257,7 +258,7 @@ export function runKernelUnwind(opts: KernelUnwindOptions): KernelUnwindRun {
   const panicMs = performance.now() - sent;
   const log = parsePanicLog(console);
   const checked = checkRealTrace(opts, log, symbols);
-  const properties = returned === null ? checked : [failed('panic-reported', `the hypercall returned ${returned} instead of panicking`), ...checked];
+  const properties = returned === null ? checked : [failed(P.panicReported, `the hypercall returned ${returned} instead of panicking`), ...checked];
 
   const simArgs: UnwindArgs = { scenario: opts.scenario, mode: opts.mode, page_size: PAGE_SIZE, depth: opts.depth, seed: 0, corrupt: [] };
   const sim = runHyp(simArgs, []);

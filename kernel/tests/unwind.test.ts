@@ -7,6 +7,7 @@ import { parsePanicLog } from '../../checker/kernel/panic-log';
 import { kernelImage } from '../../checker/kernel/setup';
 import { checkRealTrace, textSymbols, type HypSymbol } from '../../checker/kernel/unwind';
 import { explain, pkvmCheck, type CliRun } from './cli';
+import { P } from '../../checker/properties';
 
 let symbols: HypSymbol[] = [];
 beforeAll(() => {
@@ -80,17 +81,17 @@ describe('the checks catch a broken report', () => {
     });
 
   test('the real report passes', () => expect(failed(real())).toEqual([]));
-  test('a trace that stops short of __host_exit', () => expect(failed(edit(real(), /__host_exit\+/, () => null))).toEqual(['chain-to-host-exit']));
-  test('a frame lost from the middle of the chain', () => expect(failed(edit(real(), /handle___pkvm_check_stack\+/, () => null))).toEqual(['chain-to-host-exit']));
+  test('a trace that stops short of __host_exit', () => expect(failed(edit(real(), /__host_exit\+/, () => null))).toEqual([P.chainToHostExit]));
+  test('a frame lost from the middle of the chain', () => expect(failed(edit(real(), /handle___pkvm_check_stack\+/, () => null))).toEqual([P.chainToHostExit]));
   test('an address that is not its symbol', () =>
-    expect(failed(edit(real(), /handle_trap\+/, (l) => l.replace(/\[<([0-9a-f]+)>\]/, (_, a: string) => `[<${(BigInt(`0x${a}`) + 4n).toString(16)}>]`)))).toEqual(['symbols-match-vmlinux']));
-  test('a line out of format', () => expect(failed(edit(real(), /handle_trap\+/, (l) => l.replace(' [<', '[<')))).toContain('line-format'));
-  test('no end marker', () => expect(failed(edit(real(), /end nVHE call trace/, () => null))).toContain('panic-reported'));
-  test('an overflow without hyp_panic_bad_stack', () => expect(failed(edit(real(), /hyp_panic_bad_stack\+/, () => null))).toContain('overflow-path'));
+    expect(failed(edit(real(), /handle_trap\+/, (l) => l.replace(/\[<([0-9a-f]+)>\]/, (_, a: string) => `[<${(BigInt(`0x${a}`) + 4n).toString(16)}>]`)))).toEqual([P.symbolsMatchVmlinux]));
+  test('a line out of format', () => expect(failed(edit(real(), /handle_trap\+/, (l) => l.replace(' [<', '[<')))).toContain(P.lineFormat));
+  test('no end marker', () => expect(failed(edit(real(), /end nVHE call trace/, () => null))).toContain(P.panicReported));
+  test('an overflow without hyp_panic_bad_stack', () => expect(failed(edit(real(), /hyp_panic_bad_stack\+/, () => null))).toContain(P.overflowPath));
   test('more entries than the protected buffer holds', () => {
     const block = real();
     const rec = block.find((l) => /:  \[<\w+>\] __kvm_nvhe_recursive_death\+/.test(l)) ?? '';
     const at = block.indexOf(rec);
-    expect(failed([...block.slice(0, at), ...Array<string>(520).fill(rec), ...block.slice(at)])).toEqual(['entries-bounded', 'chain-to-host-exit']);
+    expect(failed([...block.slice(0, at), ...Array<string>(520).fill(rec), ...block.slice(at)])).toEqual([P.entriesBounded, P.chainToHostExit]);
   });
 });
