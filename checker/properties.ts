@@ -61,6 +61,10 @@ export const PROPERTIES = {
     area: 'snapshot',
     statement: "hyp's ptdump of the host stage-2 covers every non-zero leaf of the checker's own walk once, merging exactly the contiguous, equal ones",
   },
+  'snapshot-memcache-written-back': {
+    area: 'snapshot',
+    statement: "the memcache head and page count hyp writes back into the descriptor are the model's leftover memcache",
+  },
   'snapshot-used-pages-exact': { area: 'snapshot', statement: 'used_pages_indx and the used-pages array record exactly the consumed memcache pages, in order' },
 
   // Unwinder: one hyp_panic, unwound by EL2 (protected) or the host (nonprotected) and printed.

@@ -37,6 +37,11 @@ export interface SnapshotEffect {
   readonly consumed: readonly number[];
   /** How many of them the used-pages array records (its capacity bounds it). */
   readonly recorded: number;
+  /**
+   * On success, the memcache left over, as hyp writes it back into the descriptor: its head (the
+   * link of the last page consumed, or the list head when none was) and its page count.
+   */
+  readonly leftover: { readonly head: number; readonly nr_pages: number };
 }
 
 /** Entries the used-pages array holds: `num_used_pages` is its size in pages, 8 bytes an entry. */
@@ -50,7 +55,7 @@ const aligned = (pa: number) => pa % SNAPSHOT_PAGE_SIZE === 0;
 export function __pkvm_host_stage2_snapshot(s: State, a: SnapshotArgs, input: SnapshotInputs): SnapshotEffect {
   const units: number[][] = [];
   const taken = new Set<number>();
-  const fail = (result: number): SnapshotEffect => ({ result, units, consumed: [], recorded: 0 });
+  const fail = (result: number): SnapshotEffect => ({ result, units, consumed: [], recorded: 0, leftover: { head: 0, nr_pages: 0 } });
   /** host -> hyp of [pfn, pfn + nr): range rule, then host OWNED and hyp NOPAGE page by page. */
   const donate = (pfn: number, nr: number): number => {
     if (nr === 0) return 0;
@@ -90,6 +95,8 @@ export function __pkvm_host_stage2_snapshot(s: State, a: SnapshotArgs, input: Sn
   if (a.mc_nr_pages < needed) return fail(-ENOMEM);
 
   // 3. The copy pops one memcache page per table page, recorded while the array has room.
+  //    Each pop reads the popped page's link (before the copy overwrites the page).
   const consumed = mc.slice(0, needed);
-  return { result: a.pgd, units, consumed, recorded: Math.min(needed, usedArrayEntries(a.num_used_pages)) };
+  const head = needed === 0 ? (a.mc.length > 0 ? a.mc[0] : 0) : input.link(consumed[needed - 1]);
+  return { result: a.pgd, units, consumed, recorded: Math.min(needed, usedArrayEntries(a.num_used_pages)), leftover: { head, nr_pages: a.mc_nr_pages - needed } };
 }

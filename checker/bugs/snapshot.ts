@@ -2,7 +2,7 @@
 // a fresh hyp instance's snapshot object. The first two are the posted v4 defects (SEMANTICS §5).
 import { EPERM } from '../../types/errno';
 import type { Pkvm } from '../../hyp/pkvm';
-import { PAGE_SIZE, snapshotOf } from '../../hyp/snapshot';
+import { PAGE_SIZE, SNAP_MC_HEAD, SNAP_MC_NR_PAGES, SNAP_USED_PAGES_INDX, snapshotOf } from '../../hyp/snapshot';
 import { ptdumpOf } from '../../hyp/ptdump';
 import { kvm_pte_to_pfn, kvm_pte_valid } from '../../hyp/pgtable';
 import type { HypBug } from './ownership';
@@ -89,6 +89,19 @@ export const SNAPSHOT_BUGS: readonly HypBug[] = [
         const out = kvm_pte_valid(e.lo) ? kvm_pte_to_pfn(e.lo, e.hi) : -1;
         const attrs = (s: string) => s.split('  ').slice(0, 3).join('  ');
         return run.desc !== '' && attrs(desc) === attrs(run.desc) && e.addr === run.end && (out < 0 || out === run.nextOut);
+      };
+    },
+  },
+  {
+    id: 'snapshot-writeback-count-off-by-one',
+    description: 'the memcache count written back into the descriptor is one too many: the host believes the last page consumed is still in its memcache',
+    suite: 'snapshot',
+    inject: (h: Pkvm) => {
+      const s = snapshotOf(h);
+      s.snapshot_write_desc = (snap) => {
+        h.mem.write64('hyp', snap.desc, SNAP_MC_HEAD, BigInt(snap.mc_head));
+        h.mem.write64('hyp', snap.desc, SNAP_MC_NR_PAGES, BigInt(snap.mc_nr_pages + 1));
+        h.mem.write64('hyp', snap.desc, SNAP_USED_PAGES_INDX, BigInt(snap.used_pages_indx));
       };
     },
   },

@@ -153,6 +153,11 @@ function checkAfter(ls: Lockstep, a: SnapshotArgs, eff: SnapshotEffect, watch: H
     if (f) return f;
     const indx = Number(ls.hyp.mem.read64(pfnOf(a.desc), SNAP_USED_PAGES_INDX));
     if (indx !== eff.recorded) return { property: P.snapshotUsedPagesExact, step, message: `the descriptor's used_pages_indx is ${indx}, expected ${eff.recorded}` };
+    // The memcache hyp hands back (struct kvm_hyp_memcache: head and nr_pages) is what the copy left.
+    const head = Number(ls.hyp.mem.read64(pfnOf(a.desc), SNAP_MC_HEAD));
+    const nr = Number(ls.hyp.mem.read64(pfnOf(a.desc), SNAP_MC_NR_PAGES));
+    if (head !== eff.leftover.head || nr !== eff.leftover.nr_pages)
+      return { property: P.snapshotMemcacheWrittenBack, step, message: `the descriptor's memcache is head ${hex(head)}, ${nr} page(s); the model leaves head ${hex(eff.leftover.head)}, ${eff.leftover.nr_pages} page(s) (${eff.consumed.length} of ${a.mc_nr_pages} consumed)` };
   }
   return null; // the tables of every stage are checked at the end of the sequence (Lockstep.finish)
 }
