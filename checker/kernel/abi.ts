@@ -22,6 +22,12 @@ export const OP = {
   SCAN: 12,
   /** Panics the hypervisor with a known call chain (kernel/patches/0002; checker/kernel/unwind.ts). */
   STACK: 13,
+  /** The host stage-2 snapshot (kernel/patches/0003; checker/snapshot/kernel.ts). */
+  SNAPSHOT: 14,
+  SNAPSHOT_INFO: 15,
+  /** Host accesses at a byte address (8-aligned): 3 words read, or one written. */
+  HOST_READ_WORDS: 16,
+  HOST_WRITE_WORD: 17,
 } as const;
 export type OpCode = (typeof OP)[keyof typeof OP];
 

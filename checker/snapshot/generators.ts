@@ -133,18 +133,28 @@ function foreignPage(model: State, kind: 'hyp' | 'lent', d: number): number {
   return from[d % from.length];
 }
 
-export function resolveSnapshotStep(draw: readonly number[], model: State, config: MachineConfig): TraceStep {
+/** What the target's host stage-2 adds to the model's: the simulation's is the model's. */
+export interface HostShape {
+  /** Table pages beyond what the model explains (the real kernel's own memory and devices). */
+  readonly extraTables: number;
+  /** Pages of the host's PGD, which the copy's PGD must cover. */
+  readonly pgdPages: number;
+}
+export const SIM_SHAPE: HostShape = { extraTables: 0, pgdPages: 2 };
+
+export function resolveSnapshotStep(draw: readonly number[], model: State, config: MachineConfig, shape: HostShape = SIM_SHAPE): TraceStep {
   const d = (i: number) => draw[i % draw.length] ?? 0;
   const scenario = scenarioOf(d(0));
   const strides = [1, 1, 3, MB2 + 1];
   const pick = new PagePicker(model, config, d(1), strides[d(2) % strides.length]);
   const desc = pick.run(1);
-  const pgd = pick.run(2);
+  const pgd = pick.run(shape.pgdPages);
+  const pgdRange = Array.from({ length: shape.pgdPages }, (_, i) => pgd + i);
   const used = pick.run(1);
   const delta = scenario === 'mc-too-short' ? -1 - (d(3) % 2) : 2 + (d(3) % 3); // the estimate is a lower bound
   const mc: number[] = [];
   for (let guard = 0; guard < 64; guard++) {
-    const need = estimateTables(model, [desc, pgd, pgd + 1, used, ...mc]);
+    const need = estimateTables(model, [desc, ...pgdRange, used, ...mc]) + shape.extraTables;
     if (mc.length >= need + delta) break;
     mc.push(pick.run(1));
   }
@@ -154,7 +164,7 @@ export function resolveSnapshotStep(draw: readonly number[], model: State, confi
   const num_used_pages = usedChoices[d(4) % usedChoices.length];
   let mc_nr_pages = mc.length;
   let mc_tail = 0;
-  let pgd_pages = 2;
+  let pgd_pages = shape.pgdPages;
   let used_pages_indx = 0;
   const addr = { desc: P(desc), pgd: P(pgd), used: P(used) };
   const mcPa = mc.map(P);
@@ -200,7 +210,7 @@ export function resolveSnapshotStep(draw: readonly number[], model: State, confi
       place([addr.desc, addr.pgd, addr.used, ...mcPa][d(5) % (3 + mcPa.length)] + 8 * (1 + (d(7) % 511)), d(6));
       break;
     case 'small-pgd':
-      pgd_pages = d(5) % 3 === 0 ? 3 : d(5) % 2;
+      pgd_pages = d(5) % 3 === 0 ? shape.pgdPages + 1 : d(5) % 2;
       break;
     case 'used-indx-nonzero':
       used_pages_indx = 1 + (d(5) % 4);

@@ -31,7 +31,8 @@ const OPS: Partial<Record<CallName, OpCode>> = {
   hyp_unpin_shared_mem: OP.UNPIN,
 };
 
-export const KERNEL_CALLS: readonly CallName[] = [...(Object.keys(OPS) as CallName[]), 'host_access'];
+/** The snapshot runs through its own handler (checker/snapshot/kernel.ts), with runHandled. */
+export const KERNEL_CALLS: readonly CallName[] = [...(Object.keys(OPS) as CallName[]), 'host_access', '__pkvm_host_stage2_snapshot'];
 
 export interface KernelTargetOptions {
   readonly imageDir: string;
@@ -372,6 +373,18 @@ export class KernelTarget implements Target {
         return { property: P.hostReachesOnlyItsPages, step: plan.step, message: `pfn ${hex(p)}: the host ${owned ? 'owns it but its stage-2 blocks it' : `does not own it but its stage-2 lets it through (${describeProbe(probe)})`}` };
     }
     return null;
+  }
+
+  /**
+   * For a call with its own handler: the queued calls go out first, then `ops`, in one batch; the
+   * memory pages it names join the end-of-sequence scan. Throws TargetFailure for a queued call's.
+   */
+  runHandled(ops: readonly Op[], pfns: readonly number[], step: number): OpResult[] {
+    for (const p of pfns) this.touchedBlocks.add(Math.floor(p / PTRS_PER_TABLE));
+    const out = this.flush(ops);
+    if (out.failure) throw new TargetFailure(out.failure);
+    if (out.extra.length < ops.length) throw new TargetFailure({ property: P.kernelAlive, step, message: `the agent answered ${out.extra.length} of ${ops.length} ops` });
+    return out.extra;
   }
 
   notes(): string[] {
