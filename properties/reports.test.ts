@@ -135,7 +135,10 @@ describe('report files', () => {
     expect(md).toContain('| ownership | pass | 200 | 41,873 | 42 | 1.2 s |');
     expect(md).toContain('PKVM_CHECK_SEED=42 npm test\nnpx pkvm-check run --seed 42');
     expect(md).toContain('npx pkvm-check replay counterexamples/used-pages-0123456789.json');
-    expect(md).toContain(`Property \`${P.stateAgrees}\` (${PROPERTIES[P.stateAgrees].statement}) failed at step 3:`);
+    expect(md).toContain(`Property \`${P.stateAgrees}\` — ${PROPERTIES[P.stateAgrees].statement} — failed at step 3:`);
+    // A name the registry does not hold (a hand-written trace's) is shown alone.
+    const unknown = summaryMarkdown({ ...summary, suites: [{ ...failing, failure: { ...failing.failure!, property: 'made-up' as typeof P.stateAgrees } }] });
+    expect(unknown).toContain('Property `made-up` failed at step 3:');
     expect(md).toContain('| call | 0 | -EINVAL | -EPERM |\n|---|--:|--:|--:|\n| `__pkvm_host_share_hyp` | 11 | · | 2 |\n| `__pkvm_host_stage2_snapshot` | 5 | 3 | · |');
     expect(md.indexOf('## ownership')).toBeLessThan(md.indexOf('## snapshot'));
     const injected = summaryMarkdown({ ...summary, inject: 'snapshot-used-pages-off-by-one' });

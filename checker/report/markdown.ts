@@ -66,7 +66,7 @@ function failureSection(r: SuiteResult, inject: string | null): string[] {
   if (r.failure !== null) {
     const at = r.failure.step === 0 ? 'before the first step' : `at step ${r.failure.step}`;
     const statement = propertyStatement(r.failure.property);
-    const says = statement === undefined ? '' : ` (${text(statement)})`;
+    const says = statement === undefined ? '' : ` — ${text(statement)} —`;
     lines.push(`Property ${code(r.failure.property)}${says} failed ${at}:`, '', fenced('text', r.failure.message), '');
   }
   if (r.counterexample !== null) {
