@@ -260,7 +260,8 @@ export class KernelTarget implements Target {
    */
   private expectPanic(plan: Planned): number {
     try {
-      this.run([plan.op!], plan.step);
+      const [res] = this.run([plan.op!], plan.step);
+      if (res.ret === REFUSED) return this.resultOf(plan, [res]); // it reaches RAM outside the window
     } catch (e) {
       if (!(e instanceof TargetFailure)) throw e;
       const trace = hypervisorTrace(this.lastConsole);
