@@ -26,6 +26,7 @@ const FLAGS = {
   'max-states': { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
+  target: { type: 'string' },
 } as const;
 
 /**
@@ -45,6 +46,9 @@ function parseCalls(value: string | undefined): CallName[] | null {
 
 export async function exploreCommand(argv: string[]): Promise<number> {
   const { values: v } = parseFlags(argv, FLAGS);
+  // The explorer restores each state through hyp's undo journal, which only the simulation has.
+  if (v.target !== undefined && v.target !== 'sim')
+    throw new UsageError(v.target === 'kernel' ? '--target kernel: explore restores states through the simulation\'s undo journal; check the real kernel with run or replay --target kernel' : `--target: expected sim or kernel, got "${v.target}"`);
   const pages = intFlag('pages', v.pages, 2, 1, 64);
   const depth = v.depth === undefined ? null : intFlag('depth', v.depth, 0, 0, 65535);
   const vms = intFlag('vms', v.vms, 1, 0, 8);
