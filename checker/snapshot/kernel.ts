@@ -217,6 +217,13 @@ function judge(ls: Lockstep, r: Relocation, a: SnapshotArgs, eff: SnapshotEffect
       ? { property: P.noHostAccessToDonatedSnapshotPages, step, message: `${where}, taken by the snapshot, is reachable by the host (EL2 debug check)` }
       : { property: P.hypWritesOnlyOwnPages, step, message: `${where}: hyp wrote it without owning it (EL2 debug check)` };
   }
+  // First the pages' states (the probes come last): a page left with hyp is the model's business.
+  const probes = res.slice(res.length - p.probed.length);
+  for (let i = 0; i < p.probed.length; i++) {
+    const probe = decodeProbe(probes[i]);
+    const want = page(ls.model, p.probed[i]);
+    if (!probeAgrees(want, probe)) return { property: P.stateAgrees, step, message: `after the snapshot: pfn ${hex(p.probed[i])} (kernel pfn ${hex(r.pfn(p.probed[i]))}): model ${describeModelPage(want)}, kernel ${describeProbe(probe)}` };
+  }
   let at = 0;
   const take = (n: number) => res.slice(at, (at += n));
   const success = eff.result >= 0;
@@ -237,11 +244,6 @@ function judge(ls: Lockstep, r: Relocation, a: SnapshotArgs, eff: SnapshotEffect
   const used = wordsOf(take(Math.ceil(p.usedWords / WORDS_PER_READ)), p.usedWords);
   const pageWords = new Map<number, BigUint64Array>();
   for (const pfn of p.pages) pageWords.set(pfn, BigUint64Array.from(wordsOf(take(Math.ceil(PAGE / 8 / WORDS_PER_READ)), PAGE / 8)));
-  for (const pfn of p.probed) {
-    const probe = decodeProbe(take(1)[0]);
-    const want = page(ls.model, pfn);
-    if (!probeAgrees(want, probe)) return { property: P.stateAgrees, step, message: `after the snapshot: pfn ${hex(pfn)} (kernel pfn ${hex(r.pfn(pfn))}): model ${describeModelPage(want)}, kernel ${describeProbe(probe)}` };
-  }
   if (!success) return null;
   for (let i = 0; i < eff.recorded && i < used.length; i++)
     if (Number(used[i]) !== realPa(r, eff.consumed[i])) return { property: P.snapshotUsedPagesExact, step, message: `used-pages entry ${i}: 0x${used[i].toString(16)}, expected the consumed page ${hex(realPa(r, eff.consumed[i]))}` };
