@@ -43,6 +43,8 @@ export interface ResolveContext {
   readonly config: MachineConfig;
   /** Pfns named by earlier steps of this sequence (the pages whose state the sequence changed). */
   readonly recent: number[];
+  /** Pfns the host wrote in this sequence (a host_access write that succeeded). */
+  readonly written: number[];
   /** For each live VM handle, the 1-based step that created it. */
   readonly vmSteps: Map<number, number>;
   /** hotPages(config), computed once. */
@@ -51,7 +53,7 @@ export interface ResolveContext {
   readonly scratch: number[];
 }
 
-export const newContext = (config: MachineConfig): ResolveContext => ({ config, recent: [], vmSteps: new Map(), hot: hotPages(config), scratch: [] });
+export const newContext = (config: MachineConfig): ResolveContext => ({ config, recent: [], written: [], vmSteps: new Map(), hot: hotPages(config), scratch: [] });
 
 /** Hot pages: both ends of the first 2 MiB blocks and of the region, where collisions and splits happen. */
 export function hotPages(config: MachineConfig): number[] {
@@ -125,7 +127,8 @@ const BAD_HANDLES = [0, 0x1000, 0x1001, 0x10ff];
 function pickVm(ctx: ResolveContext, model: State, d: number): number | VmRef {
   const live = [...model.vms.keys()];
   if (live.length === 0 || d % 10 === 9) return oneOf(BAD_HANDLES, d >>> 4);
-  const handle = oneOf(live, d >>> 4);
+  // Half the time the newest VM, whose tables are not made yet (its first share takes them from its pool).
+  const handle = oneIn(2, d >>> 12) ? live[live.length - 1] : oneOf(live, d >>> 4);
   const step = ctx.vmSteps.get(handle);
   return step === undefined ? handle : { ref: step };
 }
@@ -154,6 +157,42 @@ const hostNoPage = (p: Page) => hostState(p) === 'NOPAGE';
 function pickRange(ctx: ResolveContext, model: State, pfn: number, count: number, wanted?: (p: Page) => boolean): { pfn: number; nr_pages: number } {
   const p = pickPage(ctx, model, pfn, wanted);
   return { pfn: p, nr_pages: pickCount(ctx, p, count) };
+}
+
+/** The longest run of adjacent pages in the wanted state this far (at most RUN_CAP), starting at `pfn`. */
+const RUN_CAP = 16;
+function runLength(model: State, pfn: number, wanted: (p: Page) => boolean): number {
+  let n = 0;
+  while (n < RUN_CAP && pfn + n < PA_PFNS && wanted(page(model, pfn + n))) n++;
+  return n;
+}
+
+/**
+ * A range over a run of pages all in the wanted state, which a ranged call succeeds on only when
+ * every page is (per-page checks and effects past the first page show only then). One draw in three
+ * of `run`: the run from the first page of this sequence's pages that starts one of two or more
+ * (then, one in four, one page past it); else an ordinary range.
+ */
+function pickRun(ctx: ResolveContext, model: State, pfn: number, count: number, run: number, wanted: (p: Page) => boolean): { pfn: number; nr_pages: number } {
+  if (oneIn(3, run)) {
+    const starts = ctx.recent.filter((p) => wanted(page(model, p)) && !wanted(page(model, p - 1)) && runLength(model, p, wanted) > 1);
+    if (starts.length > 0) {
+      const p = oneOf(starts, run >>> 2);
+      return { pfn: p, nr_pages: runLength(model, p, wanted) + (oneIn(4, run >>> 8) ? 1 : 0) };
+    }
+  }
+  return pickRange(ctx, model, pfn, count, wanted);
+}
+
+/**
+ * Grows runs: one draw in three of `grow`, a page next to one of this sequence's pages that is
+ * already in the state the call makes (`made`), when that neighbour is in the state it needs
+ * (`wanted`); else -1.
+ */
+function pickNeighbour(ctx: ResolveContext, model: State, grow: number, made: (p: Page) => boolean, wanted: (p: Page) => boolean): number {
+  if (!oneIn(3, grow)) return -1;
+  const next = ctx.recent.filter((p) => made(page(model, p))).flatMap((p) => [p + 1, p - 1]).filter((p) => wanted(page(model, p)));
+  return next.length > 0 ? oneOf(next, grow >>> 2) : -1;
 }
 
 // ---- the rules ----------------------------------------------------------------------------------
@@ -192,14 +231,17 @@ const needsVm = (model: State, vm: number): boolean => model.vms.size === 0 && !
  */
 const OWNERSHIP_RULES: { readonly [C in OwnershipCall]: Rule<C> } = {
   host_access: rule(14, ['pfn', 'write'], (d, model, ctx) => ({ pfn: pickPage(ctx, model, d.pfn, hostNoPage), write: oneIn(2, d.write) })),
-  __pkvm_host_share_hyp: rule(10, ['pfn'], (d, model, ctx) => ({ pfn: pickPage(ctx, model, d.pfn, hostOwned) })),
+  __pkvm_host_share_hyp: rule(10, ['pfn', 'grow'], (d, model, ctx) => {
+    const next = pickNeighbour(ctx, model, d.grow, lentToHyp, hostOwned);
+    return { pfn: next >= 0 ? next : pickPage(ctx, model, d.pfn, hostOwned) };
+  }),
   __pkvm_host_unshare_hyp: rule(8, ['pfn', '_', 'state'], (d, model, ctx) => ({ pfn: pickPage(ctx, model, d.pfn, oneIn(2, d.state) ? pinned : lentToHyp) })),
   __pkvm_host_donate_hyp: rule(10, ['pfn', 'nr'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, hostOwned)),
-  __pkvm_hyp_donate_host: rule(7, ['pfn', 'nr'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, hypFree)),
+  __pkvm_hyp_donate_host: rule(7, ['pfn', 'nr', 'run'], (d, model, ctx) => pickRun(ctx, model, d.pfn, d.nr, d.run, hypFree)),
   __pkvm_host_share_ffa: rule(6, ['pfn', 'nr', 'state'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, oneIn(2, d.state) ? guestShared : hostOwned)),
-  __pkvm_host_unshare_ffa: rule(5, ['pfn', 'nr', 'state'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, oneIn(3, d.state) ? lentToHyp : lentToFfa)),
-  hyp_pin_shared_mem: rule(7, ['pfn', 'nr'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, lentToHyp)),
-  hyp_unpin_shared_mem: rule(6, ['pfn', 'nr', 'state'], (d, model, ctx) => pickRange(ctx, model, d.pfn, d.nr, oneIn(2, d.state) ? lentToHyp : pinned)),
+  __pkvm_host_unshare_ffa: rule(5, ['pfn', 'nr', 'state', 'run'], (d, model, ctx) => pickRun(ctx, model, d.pfn, d.nr, d.run, oneIn(3, d.state) ? lentToHyp : lentToFfa)),
+  hyp_pin_shared_mem: rule(7, ['pfn', 'nr', 'run'], (d, model, ctx) => pickRun(ctx, model, d.pfn, d.nr, d.run, lentToHyp)),
+  hyp_unpin_shared_mem: rule(6, ['pfn', 'nr', 'state', 'run'], (d, model, ctx) => pickRun(ctx, model, d.pfn, d.nr, d.run, oneIn(2, d.state) ? lentToHyp : pinned)),
   __pkvm_host_share_guest: rule(9, ['pfn', 'size', 'vm', 'gfn', 'prot'], (d, model, ctx) => {
     const vm = pickVm(ctx, model, d.vm);
     // One in eight a 2 MiB block (both addresses aligned); else a page (the gfn word also picks the
@@ -222,10 +264,13 @@ const OWNERSHIP_RULES: { readonly [C in OwnershipCall]: Rule<C> } = {
     return { gfn, nr_pages, vm };
   }),
   // One in five a size below VM_MIN_PAGES (-EINVAL); else up to five pages of stage-2 pool on top.
-  __pkvm_init_vm: rule(8, ['pfn', 'size'], (d, model, ctx) => ({
-    pfn: pickPage(ctx, model, d.pfn, hostOwned),
-    nr_pages: oneIn(5, d.size) ? d.size % 4 : between(VM_MIN_PAGES, VM_MIN_PAGES + 5, d.size >>> 3),
-  })),
+  // One in two (the `pool` word), the VM's stage-2 pool starts at a page the host wrote in this
+  // sequence and still owns: the host's data must not reach the guest's tables.
+  __pkvm_init_vm: rule(8, ['pfn', 'size', 'pool'], (d, model, ctx) => {
+    const nr_pages = oneIn(5, d.size) ? d.size % 4 : between(VM_MIN_PAGES, VM_MIN_PAGES + 5, d.size >>> 3);
+    const dirty = oneIn(2, d.pool) ? ctx.written.filter((p) => hostOwned(page(model, p)) && hostOwned(page(model, p - VM_MIN_PAGES))) : [];
+    return { pfn: dirty.length > 0 ? oneOf(dirty, d.pool >>> 2) - VM_MIN_PAGES : pickPage(ctx, model, d.pfn, hostOwned), nr_pages };
+  }),
   __pkvm_teardown_vm: rule(3, ['_', '_', '_', '_', '_', 'vm'], (d, model, ctx) => ({ vm: pickVm(ctx, model, d.vm) })),
 };
 
@@ -262,5 +307,6 @@ export function resolve(s: AbstractStep, model: State, ctx: ResolveContext): Tra
 export function observe(ctx: ResolveContext, step: TraceStep, index: number, result: number): void {
   const args = step.args as Partial<{ pfn: number }>;
   if (args.pfn !== undefined && args.pfn < PA_PFNS && !ctx.recent.includes(args.pfn)) ctx.recent.push(args.pfn);
+  if (step.call === 'host_access' && step.args.write && result === 0 && !ctx.written.includes(step.args.pfn)) ctx.written.push(step.args.pfn);
   if (step.call === '__pkvm_init_vm' && result > 0) ctx.vmSteps.set(result, index + 1);
 }

@@ -38,6 +38,7 @@ export const PROPERTIES = {
   'fault-log-agrees': { area: 'ownership', statement: "the host fault log (entries, warned, dropped, aborts) equals the model's" },
   'fault-log-bounded': { area: 'ownership', statement: 'the fault log holds distinct entries within its size, and warns exactly when it drops one' },
   'table-pages-hyp-owned': { area: 'ownership', statement: 'every page-table page is a page hyp uses, and is used by one table only' },
+  'table-pages-zeroed': { area: 'ownership', statement: 'every page hyp takes as a page-table page (a PGD, a page from a pool) is zero when it takes it' },
   'table-refcount': { area: 'ownership', statement: 'every page-table page is refcounted 1 + its non-zero entries' },
   'pages-conserved': { area: 'ownership', statement: "every page allocated from hyp's pools is used by a table (no leak)" },
 

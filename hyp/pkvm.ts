@@ -46,7 +46,7 @@ export interface PkvmVmView {
 export class Pkvm extends Hyp {
   private readonly vmCells = this.mem.allocCells(MAX_VMS * SLOT_CELLS);
   /** Each VM's own pool of stage-2 table pages (from its donation). */
-  private readonly vmPools = Array.from({ length: MAX_VMS }, (_, i) => new HypPool(this.mem, `vm ${i}`));
+  readonly vmPools = Array.from({ length: MAX_VMS }, (_, i) => new HypPool(this.mem, `vm ${i}`));
 
   private slotOf(handle: number): number {
     const slot = handle - VM_HANDLE_OFFSET;

@@ -53,8 +53,17 @@ export class HypPool {
     const next = this.mem.cell(this.cells + NEXT);
     if (next >= this.mem.cell(this.cells + END)) return -1;
     this.mem.setCell(this.cells + NEXT, next + 1);
-    this.mem.zero_page('hyp', next);
+    this.clear_fresh_page(next);
     return next;
+  }
+
+  /**
+   * A page handed out for the first time holds what its last owner left there (a VM's pool is made
+   * of pages the host donated, with the host's data in them): it is zeroed, as the kernel's hyp_pool
+   * zeroes every page it admits.
+   */
+  clear_fresh_page(pfn: number): void {
+    this.mem.zero_page('hyp', pfn);
   }
 
   alloc(): number {

@@ -136,7 +136,8 @@ describe('pkvm-check explore', () => {
 });
 
 describe('symmetry reduction', () => {
-  it.each(OWNERSHIP_BUGS.map((b) => [b.id, b] as const))('finds %s within 3 calls, with and without symmetry, at the same length', (_id, bug) => {
+  // Bugs the explorer's alphabet cannot reach say why (beyondExplorer); the default run catches them.
+  it.each(OWNERSHIP_BUGS.filter((b) => b.beyondExplorer === undefined).map((b) => [b.id, b] as const))('finds %s within 3 calls, with and without symmetry, at the same length', (_id, bug) => {
     const o: ExploreOptions = { pages: 2, vms: 1, gfns: 1, maxPins: 1, depth: 3, symmetry: true, modelOnly: false, bugs: [bug] };
     const reduced = explore(o);
     const plain = explore({ ...o, symmetry: false });

@@ -4,12 +4,14 @@ import { EPERM } from '../../types/errno';
 import type { Pkvm } from '../../hyp/pkvm';
 import * as pt from '../../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED } from '../../hyp/vmemmap';
-import { pkvm_mkstate } from '../../hyp/mem_protect';
+import { PKVM_PAGE_SHARED_BORROWED, PKVM_PAGE_SHARED_OWNED, pkvm_mkstate } from '../../hyp/mem_protect';
 
 export interface HypBug {
   readonly id: string;
   readonly description: string;
   readonly suite: 'ownership' | 'snapshot';
+  /** Why the explorer's alphabet (checker/explore/alphabet.ts) cannot reach the bug, if it cannot. */
+  readonly beyondExplorer?: string;
   inject(hyp: Pkvm): void;
 }
 
@@ -136,6 +138,30 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
         h.host_mmu.set_entry(start, level, pt.kvm_init_valid_leaf_pte(start, mmio, level));
         return 0;
       };
+    },
+  },
+  {
+    id: 'pin-refs-first-page',
+    description: 'hyp_pin_shared_mem checks every page of the range, then takes each page\'s reference on the first page (hyp_virt_to_page(start) for cur in the loop)',
+    suite: 'ownership',
+    inject: (h) => {
+      h.hyp_pin_shared_mem = (pfn, nr) =>
+        h.transition(
+          pfn,
+          nr,
+          () => h.hyp_page_ref_inc(pfn),
+          () => h.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED),
+          () => h.__hyp_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_BORROWED),
+        );
+    },
+  },
+  {
+    id: 'vm-pool-not-zeroed',
+    description: 'a VM\'s stage-2 pool hands out the pages the host donated without zeroing them: the host\'s data becomes guest stage-2 descriptors',
+    suite: 'ownership',
+    beyondExplorer: 'the explorer\'s host never writes the pages of its VM slots',
+    inject: (h) => {
+      for (const pool of h.vmPools) pool.clear_fresh_page = () => undefined;
     },
   },
 ];

@@ -17,6 +17,7 @@ import { abstractPage, pageKey } from '../abstraction';
 import { ptdump } from '../../hyp/ptdump';
 import { PTRS_PER_TABLE } from '../../types/config';
 import { annotationOwner, isValid, isZero, translate } from '../walk';
+import { KVM_PGTABLE_PROT_SW1 } from '../../hyp/pgtable';
 import { P } from '../properties';
 
 export class SimTarget implements Target {
@@ -26,6 +27,8 @@ export class SimTarget implements Target {
   /** What the end-of-sequence check reuses from boot. */
   private readonly bootMemo: BootMemo;
   private writeViolation: string | null = null;
+  /** A page hyp took as a page-table page while it still held data (seen at the moment it took it). */
+  private tableViolation: string | null = null;
   /** The page the last hyp write went to, already checked (forgotten when memory is rolled back). */
   private lastChecked = -1;
   /** hyp's memory before the current call, to diff a failed call against. */
@@ -46,6 +49,26 @@ export class SimTarget implements Target {
       if (isValid(t) || isZero(t) || annotationOwner(t) !== 1)
         this.writeViolation = `hyp wrote pfn 0x${pfn.toString(16)}, which it does not own (host stage-2: ${isZero(t) ? 'host, unmapped' : isValid(t) ? 'mapped for the host' : `owner id ${annotationOwner(t)}`})`;
     };
+    // "Every page hyp takes as a page-table page is zero when it takes it": a table page's refcount
+    // is 1 + its entries, so it goes from 0 to 1 exactly when a table (a PGD, or a page from a pool)
+    // comes into use; the only other 0 -> 1 is a pin, on a page hyp borrows. Stale words there would
+    // be read as descriptors (the host's data as guest mappings, say).
+    const vmemmap = this.hyp.vmemmap;
+    const page_ref_add = vmemmap.page_ref_add;
+    vmemmap.page_ref_add = (pfn, d) => {
+      if (d > 0 && this.tableViolation === null && vmemmap.refcount(pfn) === 0) this.tableViolation = this.staleTableWords(pfn);
+      page_ref_add(pfn, d);
+    };
+  }
+
+  /** Why page `pfn`, about to become a table page, may not (null when it is zero or a pinned page). */
+  private staleTableWords(pfn: number): string | null {
+    const words = this.hyp.mem.pageView(pfn);
+    const w = words.findIndex((x) => x !== 0);
+    if (w < 0) return null;
+    const t = translate(this.hyp.mem, this.hyp.hyp_pgt, pfn);
+    if (isValid(t) && (t.hi & KVM_PGTABLE_PROT_SW1) !== 0) return null; // a pin on a borrowed page
+    return `hyp took pfn ${hex(pfn)} as a page-table page, but it is not zero: word ${w} (byte 0x${(w * 4).toString(16)}) is 0x${(words[w] >>> 0).toString(16)}`;
   }
 
   supports(_call: CallName): boolean {
@@ -55,6 +78,7 @@ export class SimTarget implements Target {
   reset(): void {
     this.hyp.mem.undo(0);
     this.writeViolation = null;
+    this.tableViolation = null;
     this.lastChecked = -1;
   }
 
@@ -90,7 +114,8 @@ export class SimTarget implements Target {
 
   /** A forbidden write seen during the step, whatever ran it. */
   pending(n: number): Failure | null {
-    return this.writeViolation ? { property: P.hypWritesOnlyOwnPages, step: n, message: this.writeViolation } : null;
+    if (this.writeViolation) return { property: P.hypWritesOnlyOwnPages, step: n, message: this.writeViolation };
+    return this.tableViolation ? { property: P.tablePagesZeroed, step: n, message: this.tableViolation } : null;
   }
 
   close(): void {}
