@@ -1,6 +1,7 @@
 // What a suite run takes and reports; shared by the CLI, the reports and the vitest suite.
 import type { PropertyName } from './properties';
 import type { TargetSpec } from './targets/spec';
+import type { KernelVersion } from '../types/kernel';
 
 export type SuiteName = 'ownership' | 'snapshot' | 'unwinder';
 export const SUITE_NAMES: readonly SuiteName[] = ['ownership', 'snapshot', 'unwinder'];
@@ -15,6 +16,8 @@ export interface SuiteOptions {
   readonly outDir: string;
   /** What the run checks: the simulation (default) or the real kernel. */
   readonly target?: TargetSpec;
+  /** The pKVM version modelled (types/kernel.ts); absent: the config's, or the default. */
+  readonly kernel?: KernelVersion;
   readonly onProgress?: (p: Progress) => void;
 }
 

@@ -97,7 +97,7 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineCon
   if (!def) throw new Error(`suite ${name} is not available`);
   const started = performance.now();
   const target = opts.target ?? SIM;
-  const ls = makeLockstep(opts.inject, config, target);
+  const ls = makeLockstep(opts.inject, opts.kernel ? { ...config, kernel: opts.kernel } : config, target);
   try {
     return checkSuite(ls, def, name, opts, ls.config, target, started);
   } finally {

@@ -1,5 +1,6 @@
 // `pkvm-check explore`: exhaustive bounded exploration (CONTRACT.md). Exit 0 when every invariant
 // holds on every transition explored, 1 on a violation (shortest trace written), 2 on bad flags.
+import { parseKernelVersion } from '../trace/config';
 import type { CallName } from '../../types/calls';
 import { DEFAULT_CONFIG } from '../../types/config';
 import { hypBugsFor } from '../bugs/catalog';
@@ -27,6 +28,7 @@ const FLAGS = {
   out: { type: 'string' },
   json: { type: 'boolean' },
   target: { type: 'string' },
+  kernel: { type: 'string' },
 } as const;
 
 /**
@@ -49,6 +51,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   // The explorer restores each state through hyp's undo journal, which only the simulation has.
   if (v.target !== undefined && v.target !== 'sim')
     throw new UsageError(v.target === 'kernel' ? '--target kernel: explore restores states through the simulation\'s undo journal; check the real kernel with run or replay --target kernel' : `--target: expected sim or kernel, got "${v.target}"`);
+  const config = v.kernel === undefined ? DEFAULT_CONFIG : { ...DEFAULT_CONFIG, kernel: parseKernelVersion(v.kernel, '--kernel') };
   const pages = intFlag('pages', v.pages, 2, 1, 64);
   const depth = v.depth === undefined ? null : intFlag('depth', v.depth, 0, 0, 65535);
   const vms = intFlag('vms', v.vms, 1, 0, 8);
@@ -78,7 +81,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   };
 
   const r = explore({
-    config: DEFAULT_CONFIG,
+    config,
     pages,
     vms,
     gfns,
@@ -97,7 +100,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
 
   let counterexample: string | null = null;
   if (r.failure && r.trace) {
-    const trace: TraceFile = { format: TRACE_FORMAT, config: DEFAULT_CONFIG, inject: bug?.id ?? null, seed: null, steps: r.trace, failure: r.failure };
+    const trace: TraceFile = { format: TRACE_FORMAT, config, inject: bug?.id ?? null, seed: null, steps: r.trace, failure: r.failure };
     const saved = saveTrace(trace, outDir);
     counterexample = saved.path;
     if (saved.problem !== null) process.stderr.write(`pkvm-check explore: ${saved.problem}; the trace:\n${encodeTrace(trace)}`);

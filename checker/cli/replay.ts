@@ -6,7 +6,7 @@ import { readTrace } from '../trace/file';
 import { parseInject } from './inject';
 import { printable } from './printable';
 import { parseFlags, UsageError } from './usage';
-import { parseTarget, requireSupported, TARGET_FLAGS } from './target';
+import { parseKernelFlag, parseTarget, requireSupported, TARGET_FLAGS } from './target';
 
 export async function replayCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, { inject: { type: 'string' }, json: { type: 'boolean' }, ...TARGET_FLAGS }, true);
@@ -14,7 +14,9 @@ export async function replayCommand(argv: string[]): Promise<number> {
   // A trace may mix calls of every suite, so every catalogued bug can be replayed.
   const bug = parseInject(values.inject, SUITE_NAMES, 'replay');
   const inject = bug === undefined ? undefined : (bug?.id ?? null);
-  const traces = positionals.map((file) => ({ file, trace: readTrace(file) }));
+  const kernel = parseKernelFlag(values);
+  // --kernel replays every trace under that version, whatever its config says.
+  const traces = positionals.map((file) => readTrace(file)).map((trace, i) => ({ file: positionals[i], trace: kernel ? { ...trace, config: { ...trace.config, kernel } } : trace }));
   // On the kernel each trace needs an image with its bug built in (cached after the first build).
   const targets = traces.map(({ file, trace }) => {
     if (values.target === 'kernel') requireSupported({ name: 'kernel', imageDir: '' }, trace.steps.map((s) => s.call), file);

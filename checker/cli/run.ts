@@ -14,7 +14,8 @@ import { checkStepSummary, outputDir } from './out-dir';
 import { progressReporter } from './progress';
 import type { WorkerInput, WorkerMessage } from './run-worker';
 import { intFlag, parseFlags, UsageError } from './usage';
-import { parseTarget, TARGET_FLAGS } from './target';
+import { parseKernelFlag, parseTarget, TARGET_FLAGS } from './target';
+import type { KernelVersion } from '../../types/kernel';
 import { unsupportedCalls } from '../suites';
 
 export const DEFAULT_RUNS = 200;
@@ -108,15 +109,16 @@ function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; o
   const reportsDir = outputDir('reports', values.reports, 'reports');
   checkStepSummary(process.env.GITHUB_STEP_SUMMARY);
   // Last, since it may build a kernel: every other flag was checked first.
+  const kernel = parseKernelFlag(values);
   const target = parseTarget(values, request.inject);
-  return { request: { ...request, target }, suites, outDir, reportsDir, json: values.json === true };
+  return { request: { ...request, target, ...(kernel ? { kernel } : {}) }, suites, outDir, reportsDir, json: values.json === true };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
   const { request, suites, outDir, reportsDir, json } = parseRun(argv);
   const progress = progressReporter(process.stderr, !json && process.stderr.isTTY === true);
   const started = performance.now();
-  const opts = { runs: request.runs, seed: request.seed, maxSteps: request.maxSteps, inject: request.inject, outDir, target: request.target };
+  const opts = { runs: request.runs, seed: request.seed, maxSteps: request.maxSteps, inject: request.inject, outDir, target: request.target, ...(request.kernel ? { kernel: request.kernel as KernelVersion } : {}) };
   // The bug is injected into every suite run; parseInject made sure one of them reaches its code.
   const { results, interrupted } = await runInWorker({ suites, opts }, (p) => progress.update(p));
   progress.done();

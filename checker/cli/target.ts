@@ -4,14 +4,28 @@ import { existsSync, statSync } from 'node:fs';
 import type { CallName } from '../../types/calls';
 import { kernelImage } from '../kernel/setup';
 import { KERNEL_CALLS } from '../targets/kernel';
-import { SIM, type TargetSpec } from '../targets/spec';
+import { KERNEL_TARGET_VERSION, SIM, type TargetSpec } from '../targets/spec';
+import { parseKernelVersion } from '../trace/config';
+import type { KernelVersion } from '../../types/kernel';
 import { UsageError } from './usage';
 
-export const TARGET_FLAGS = { target: { type: 'string' }, 'kernel-src': { type: 'string' } } as const;
+export const TARGET_FLAGS = { target: { type: 'string' }, 'kernel-src': { type: 'string' }, kernel: { type: 'string' } } as const;
 
 export interface TargetRequest {
   readonly target?: string;
   readonly 'kernel-src'?: string;
+  readonly kernel?: string;
+}
+
+/**
+ * `--kernel VERSION`: the pKVM the model (and the simulation) follow; undefined when absent (the
+ * trace's own, or the default). The real-kernel target runs 6.12 and nothing else.
+ */
+export function parseKernelFlag(values: TargetRequest): KernelVersion | undefined {
+  if (values.kernel === undefined) return undefined;
+  const v = parseKernelVersion(values.kernel, '--kernel');
+  if (values.target === 'kernel' && v !== KERNEL_TARGET_VERSION) throw new UsageError(`--kernel ${v}: the kernel target runs Linux ${KERNEL_TARGET_VERSION}`);
+  return v;
 }
 
 /** The target named by the flags; `inject` is built into the kernel's image when the target is the kernel. */

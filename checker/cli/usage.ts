@@ -8,7 +8,7 @@ export const EXIT_CODES = 'exit codes: 0 all hold · 1 a property failed · 2 ba
 /** Per command: its synopsis (the usage line) and its help (flags with defaults, exit codes). */
 export const HELP: Record<string, { readonly synopsis: string; readonly help: string }> = {
   run: {
-    synopsis: 'pkvm-check run [--suite ownership|snapshot|unwinder|all] [--runs N] [--seed X] [--max-steps K] [--inject BUG|none] [--out DIR] [--reports DIR] [--json] [--target sim|kernel] [--kernel-src DIR]',
+    synopsis: 'pkvm-check run [--suite ownership|snapshot|unwinder|all] [--runs N] [--seed X] [--max-steps K] [--inject BUG|none] [--out DIR] [--reports DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
     help: `Runs N random call sequences per suite, model and implementation in lockstep, checking every property.
   --suite S       ownership, snapshot, unwinder or all (default all)
   --runs N        sequences per suite, 1 to 10000000 (default 200)
@@ -18,6 +18,7 @@ export const HELP: Record<string, { readonly synopsis: string; readonly help: st
   --out DIR       where a failure's minimized trace is written (default counterexamples)
   --reports DIR   where summary.json and summary.md are written (default reports)
   --json          print one JSON object instead of text
+  --kernel V      the pKVM modelled: 6.12 or 6.16 (default 6.16; 6.12 on the kernel target)
   --target T      sim (default), or kernel: the real 6.12 hypervisor under QEMU (kernel/setup.sh builds or
                   reuses it; the ownership suite; BUG must have a patch in kernel/bugs/)
   --kernel-src D  with --target kernel: build this kernel tree instead of Debian's 6.12
@@ -25,10 +26,11 @@ On SIGINT or SIGTERM the summary so far is written and the exit is 130 or 143.
 exit codes: 0 all hold · 1 a property failed (trace written, replay command printed) · 2 bad usage or I/O error`,
   },
   replay: {
-    synopsis: 'pkvm-check replay FILE... [--inject BUG|none] [--json] [--target sim|kernel] [--kernel-src DIR]',
+    synopsis: 'pkvm-check replay FILE... [--inject BUG|none] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
     help: `Re-executes each trace on model and implementation and prints it step by step.
   --inject BUG    replay with this catalogued bug instead of the trace's own "inject"; none: the correct code
   --json          print { ok, traces: [{ file, ok, steps, failure }] }
+  --kernel V      replay every trace as that pKVM, 6.12 or 6.16 (default: each trace's config.kernel, else 6.16)
   --target T      sim (default), or kernel: replay on the real 6.12 hypervisor, one call per round trip,
                   printing where the trace's pages live there (a call the model says panics is sent)
   --kernel-src D  with --target kernel: build this kernel tree instead of Debian's 6.12
@@ -51,7 +53,7 @@ exit codes: 0 · 2 bad usage`,
   },
   explore: {
     synopsis:
-      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--time-limit S] [--max-states N] [--out DIR] [--json] [--target sim]',
+      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--time-limit S] [--max-states N] [--out DIR] [--json] [--kernel 6.12|6.16] [--target sim]',
     help: `Breadth-first exploration of every call sequence over a finite alphabet, model and implementation in lockstep.
   --pages P       hot pages, 1 to 64 (default 2)
   --depth D       explore states up to D calls from boot, 0 to 65535 (default: to the fixpoint)
@@ -66,6 +68,7 @@ exit codes: 0 · 2 bad usage`,
   --max-states N  stop after N states, 1 to 2000000000 (default none)
   --out DIR       where a violation's shortest trace is written (default counterexamples)
   --json          print one JSON object
+  --kernel V      the pKVM modelled: 6.12 or 6.16 (default 6.16)
   --target T      sim (the default and the only one: states are restored through hyp's undo journal)
 exit codes: 0 no violation (complete, or stopped at a limit: see "stopped") · 1 violation · 2 bad usage or I/O error`,
   },

@@ -35,6 +35,8 @@ export interface RunRequest {
   readonly inject: string | null;
   /** The target the run drove (the simulation when absent). */
   readonly target?: TargetSpec;
+  /** `--kernel`, when given. */
+  readonly kernel?: string;
 }
 
 /** Suites in the fixed order ownership, snapshot, unwinder, whatever order they finished in. */
@@ -44,7 +46,7 @@ export const orderedSuites = (s: RunSummary): SuiteResult[] =>
 /** The one command that re-runs a `pkvm-check run`, every option that changes its sequences spelled out. */
 export function runCommandLine(r: RunRequest): string {
   const inject = r.inject === null ? '' : ` --inject ${r.inject}`;
-  const on = targetFlags(r.target).join(' ');
+  const on = [...(r.kernel ? ['--kernel', r.kernel] : []), ...targetFlags(r.target)].join(' ');
   return `npx pkvm-check run --suite ${r.suite} --runs ${r.runs} --max-steps ${r.maxSteps} --seed ${r.seed}${inject}${on ? ` ${on}` : ''}`;
 }
 
