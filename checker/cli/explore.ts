@@ -1,6 +1,8 @@
 // `pkvm-check explore`: exhaustive bounded exploration (CONTRACT.md). Exit 0 when every invariant
 // holds on every transition explored, 1 on a violation (shortest trace written), 2 on bad flags.
-import { parseKernelVersion } from '../trace/config';
+import { parseKernelFlag, parseTarget, requireSupported, TARGET_FLAGS } from './target';
+import { configFor, type TargetSpec } from '../targets/spec';
+import { KERNEL_CALLS } from '../targets/kernel';
 import type { CallName } from '../../types/calls';
 import { DEFAULT_CONFIG } from '../../types/config';
 import { hypBugsFor } from '../bugs/catalog';
@@ -27,8 +29,7 @@ const FLAGS = {
   'max-states': { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
-  target: { type: 'string' },
-  kernel: { type: 'string' },
+  ...TARGET_FLAGS,
 } as const;
 
 /**
@@ -48,25 +49,29 @@ function parseCalls(value: string | undefined): CallName[] | null {
 
 export async function exploreCommand(argv: string[]): Promise<number> {
   const { values: v } = parseFlags(argv, FLAGS);
-  // The explorer restores each state through hyp's undo journal, which only the simulation has.
-  if (v.target !== undefined && v.target !== 'sim')
-    throw new UsageError(v.target === 'kernel' ? '--target kernel: explore restores states through the simulation\'s undo journal; check the real kernel with run or replay --target kernel' : `--target: expected sim or kernel, got "${v.target}"`);
-  const config = v.kernel === undefined ? DEFAULT_CONFIG : { ...DEFAULT_CONFIG, kernel: parseKernelVersion(v.kernel, '--kernel') };
+  const onKernel = v.target === 'kernel';
+  const kernel = parseKernelFlag(v);
   const pages = intFlag('pages', v.pages, 2, 1, 64);
   const depth = v.depth === undefined ? null : intFlag('depth', v.depth, 0, 0, 65535);
-  const vms = intFlag('vms', v.vms, 1, 0, 8);
+  // The kernel target runs no VM calls: its alphabet is the ownership calls 6.12 has, without VMs.
+  const vms = intFlag('vms', v.vms, onKernel ? 0 : 1, 0, onKernel ? 0 : 8);
   const gfns = intFlag('gfns', v.gfns, 2, 0, 64);
   const maxPins = intFlag('max-pins', v['max-pins'], 2, 0, 1000);
-  const calls = parseCalls(v.calls);
+  const calls = parseCalls(v.calls) ?? (onKernel ? EXPLORE_CALLS.filter((c) => KERNEL_CALLS.includes(c)) : null);
+  if (onKernel && calls) requireSupported({ name: 'kernel', imageDir: '' }, calls, '--calls');
   // The alphabet is ownership calls: only ownership bugs are reachable.
   const bug = parseInject(v.inject, ['ownership'], 'explore') ?? null;
   const modelOnly = v['model-only'] === true;
   if (modelOnly && bug) throw new UsageError('--inject: a bug lives in hyp, which --model-only does not run');
+  if (modelOnly && onKernel) throw new UsageError('--model-only: runs no target, so not --target kernel');
   const timeLimit = v['time-limit'] === undefined ? null : intFlag('time-limit', v['time-limit'], 0, 1, 1_000_000);
   const maxStates = v['max-states'] === undefined ? null : intFlag('max-states', v['max-states'], 0, 1, 2_000_000_000);
   const outDir = outputDir('out', v.out, 'counterexamples');
   const symmetry = v['no-symmetry'] !== true;
   const json = v.json === true;
+  // Last, since it may build a kernel: every other flag was checked first.
+  const target = parseTarget(v, bug?.id ?? null);
+  const config = configFor(target, kernel === undefined ? DEFAULT_CONFIG : { ...DEFAULT_CONFIG, kernel });
   const tty = !json && process.stderr.isTTY === true;
   const started = performance.now();
   let logAt = nextLog(0);
@@ -90,7 +95,8 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     calls,
     symmetry,
     modelOnly,
-    bugs: hypBugsFor(bug?.id ?? null),
+    bugs: target.name === 'sim' ? hypBugsFor(bug?.id ?? null) : [],
+    ...(target.name === 'kernel' ? { kernelImage: target.imageDir } : {}),
     maxStates,
     timeLimitMs: timeLimit === null ? null : timeLimit * 1000,
     onProgress: progress,
@@ -101,7 +107,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   let counterexample: string | null = null;
   if (r.failure && r.trace) {
     const trace: TraceFile = { format: TRACE_FORMAT, config, inject: bug?.id ?? null, seed: null, steps: r.trace, failure: r.failure };
-    const saved = saveTrace(trace, outDir);
+    const saved = saveTrace(trace, outDir, target);
     counterexample = saved.path;
     if (saved.problem !== null) process.stderr.write(`pkvm-check explore: ${saved.problem}; the trace:\n${encodeTrace(trace)}`);
   }
@@ -129,7 +135,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     coverage: r.coverage,
   };
   if (json) process.stdout.write(`${JSON.stringify(out)}\n`);
-  else printHuman(r, out, depth);
+  else printHuman(r, out, depth, target);
   return r.ok ? 0 : 1;
 }
 
@@ -149,7 +155,7 @@ function ending(r: ExploreResult, bound: number | null): string {
   }
 }
 
-function printHuman(r: ExploreResult, out: { statesPerSecond: number; transitionsPerSecond: number; bytesPerState: number; counterexample: string | null; inject: string | null }, bound: number | null): void {
+function printHuman(r: ExploreResult, out: { statesPerSecond: number; transitionsPerSecond: number; bytesPerState: number; counterexample: string | null; inject: string | null }, bound: number | null, target: TargetSpec): void {
   const lines = [
     `explore: ${r.states} states (${r.abstractStates} model states), ${r.transitions} transitions, depth ${r.depth} (${ending(r, bound)}), ${(r.durationMs / 1000).toFixed(2)} s`,
     `  ${out.statesPerSecond} states/s, ${out.transitionsPerSecond} transitions/s, ~${out.bytesPerState} bytes/state, alphabet of ${r.alphabet} actions${r.pageSymmetry ? ', page symmetry' : ''}`,
@@ -160,7 +166,7 @@ function printHuman(r: ExploreResult, out: { statesPerSecond: number; transition
   if (r.failure) {
     lines.push(`VIOLATION ${r.failure.property} at step ${r.failure.step}: ${r.failure.message}`);
     (r.trace ?? []).forEach((s, i) => lines.push(`  ${i + 1}. ${formatCall(s)}`));
-    if (out.counterexample) lines.push(`shortest trace written to ${out.counterexample}`, `replay: ${replayCommandLine(out.counterexample, out.inject)}`);
+    if (out.counterexample) lines.push(`shortest trace written to ${out.counterexample}`, `replay: ${replayCommandLine(out.counterexample, out.inject, target)}`);
   } else lines.push(r.complete ? 'all invariants hold' : 'all invariants hold on the states explored');
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -53,7 +53,7 @@ exit codes: 0 · 2 bad usage`,
   },
   explore: {
     synopsis:
-      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--time-limit S] [--max-states N] [--out DIR] [--json] [--kernel 6.12|6.16] [--target sim]',
+      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--time-limit S] [--max-states N] [--out DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
     help: `Breadth-first exploration of every call sequence over a finite alphabet, model and implementation in lockstep.
   --pages P       hot pages, 1 to 64 (default 2)
   --depth D       explore states up to D calls from boot, 0 to 65535 (default: to the fixpoint)
@@ -69,7 +69,9 @@ exit codes: 0 · 2 bad usage`,
   --out DIR       where a violation's shortest trace is written (default counterexamples)
   --json          print one JSON object
   --kernel V      the pKVM modelled: 6.12 or 6.16 (default 6.16)
-  --target T      sim (the default and the only one: states are restored through hyp's undo journal)
+  --target T      sim (default), or kernel: the real 6.12 hypervisor, every transition replaying its path
+                  from boot (it cannot roll back); its alphabet is the ownership calls 6.12 has, no VMs
+  --kernel-src D  with --target kernel: build this kernel tree instead of Debian's 6.12
 exit codes: 0 no violation (complete, or stopped at a limit: see "stopped") · 1 violation · 2 bad usage or I/O error`,
   },
   unwind: {

@@ -31,6 +31,7 @@ import { buildAlphabet, type Action } from './alphabet';
 import { Canonicalizer } from './canonical';
 import { HashSet53 } from './hash-set';
 import { LockstepEngine, ModelEngine, type Engine } from './engine';
+import { KernelEngine } from './kernel-engine';
 import { restoreModel, saveModel, type ModelSnapshot } from './snapshot';
 
 export interface ExploreOptions {
@@ -45,6 +46,8 @@ export interface ExploreOptions {
   readonly symmetry: boolean;
   readonly modelOnly: boolean;
   readonly bugs?: readonly HypBug[];
+  /** The real kernel's image to explore instead of the simulation (the bug, if any, is built in). */
+  readonly kernelImage?: string;
   /** Called about twice a second while exploring. */
   readonly onProgress?: (p: { states: number; transitions: number; depth: number }) => void;
   /** Stop (unfinished, `stopped: "max-states"`) once this many states were found. */
@@ -117,8 +120,16 @@ export const RECORD_BYTES = 4 + 4 + 2;
 
 export function explore(o: ExploreOptions): ExploreResult {
   const config = o.config ?? DEFAULT_CONFIG;
+  const engine: Engine = o.kernelImage ? new KernelEngine(config, o.kernelImage) : o.modelOnly ? new ModelEngine(config) : new LockstepEngine(config, o.bugs ?? []);
+  try {
+    return search(o, config, engine);
+  } finally {
+    if (engine instanceof KernelEngine) engine.close();
+  }
+}
+
+function search(o: ExploreOptions, config: MachineConfig, engine: Engine): ExploreResult {
   const { universe: u, actions } = buildAlphabet({ ...o, config });
-  const engine: Engine = o.modelOnly ? new ModelEngine(config) : new LockstepEngine(config, o.bugs ?? []);
   const abstract = new Canonicalizer(u, o.symmetry);
   const canon = engine instanceof LockstepEngine ? new Canonicalizer(u, o.symmetry, hostStage2Shape(engine)) : abstract;
   const seen = new HashSet53();
