@@ -64,8 +64,9 @@ export class SimTarget implements Target {
   /** Why page `pfn`, about to become a table page, may not (null when it is zero or a pinned page). */
   private staleTableWords(pfn: number): string | null {
     const words = this.hyp.mem.pageView(pfn);
-    const w = words.findIndex((x) => x !== 0);
-    if (w < 0) return null;
+    let w = 0;
+    while (w < words.length && words[w] === 0) w++;
+    if (w === words.length) return null;
     const t = translate(this.hyp.mem, this.hyp.hyp_pgt, pfn);
     if (isValid(t) && (t.hi & KVM_PGTABLE_PROT_SW1) !== 0) return null; // a pin on a borrowed page
     return `hyp took pfn ${hex(pfn)} as a page-table page, but it is not zero: word ${w} (byte 0x${(w * 4).toString(16)}) is 0x${(words[w] >>> 0).toString(16)}`;
