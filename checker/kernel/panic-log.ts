@@ -112,3 +112,19 @@ export function parsePanicLog(console: string): PanicLog {
     hostPanicked,
   };
 }
+
+/** The hypervisor's panic and call trace from a console, as printed. */
+export function hypervisorTrace(console: string): string[] {
+  const lines = console.split('\n').map((l) => l.replace(/^\[[^\]]*\]\s*/, '').trimEnd());
+  const at = lines.findIndex((l) => /nVHE hyp (BUG|panic) at/.test(l));
+  if (at < 0) return [];
+  const end = lines.findIndex((l, i) => i > at && /Kernel panic - not syncing|end nVHE call trace/.test(l));
+  return lines.slice(at, end < 0 ? at + 20 : end + 1);
+}
+
+/** The hypervisor's own words from a console, for a failure message. */
+export function panicSummary(console: string): string {
+  const lines = console.split('\n');
+  const at = lines.findIndex((l) => /nVHE hyp (BUG|panic) at|Kernel panic/.test(l));
+  return at < 0 ? '' : `: ${lines[at].replace(/^\[[^\]]*\]\s*/, '').trim()}`;
+}

@@ -3,13 +3,16 @@
 // model stays the oracle; what the real hypervisor would answer with a panic (a host access to a
 // page it does not own, unpinning a page that is not pinned: docs/semantics.md) is not sent, and
 // for a forbidden access the probe must show that the host stage-2 would fault.
+import { cleanupOps } from '../kernel/cleanup';
+import { deviationOf } from '../kernel/deviations';
+import { hypervisorTrace, panicSummary } from '../kernel/panic-log';
 import type { Call, CallName } from '../../types/calls';
 import type { MachineConfig } from '../../types/config';
-import { PA_PFNS, PTRS_PER_TABLE, type MemoryRegion } from '../../types/config';
+import { PTRS_PER_TABLE, type MemoryRegion } from '../../types/config';
 import { hypLayout } from '../../hyp/setup';
 import { HYP_PANIC } from '../../types/kernel';
 import { isMemory } from '../../model/range';
-import { hostState, initialState, page, type Page, type State } from '../../model/state';
+import { initialState, page, type Page, type State } from '../../model/state';
 import { OP, REFUSED, type Op, type OpCode, type OpResult } from '../kernel/abi';
 import { decodeProbe, describeModelPage, describeProbe, hostReaches, probeAgrees } from '../kernel/probe';
 import { Machine, MachineDown } from '../kernel/qemu';
@@ -44,49 +47,6 @@ export interface KernelTargetOptions {
    */
   readonly stepwise?: boolean;
 }
-
-/**
- * Calls where the model differs from 6.12 on purpose (docs/semantics.md §10): they are not sent, and
- * the probes of their pages are still compared. Each entry says when, and why.
- */
-const DELIBERATE: readonly {
-  /** The calls it applies to (null: every call). */
-  readonly call: CallName | null;
-  readonly when: (model: State, call: Call, want: number) => boolean;
-  readonly why: string;
-}[] = [
-  {
-    call: null,
-    // The model refused the range for its end past 2^40 (a range that wraps modulo 2^52 is sent).
-    when: (_model, call, want) => {
-      const a = call.args as Partial<{ pfn: number; nr_pages: number }>;
-      return want < 0 && a.pfn !== undefined && a.pfn + Math.max(a.nr_pages ?? 1, 1) > PA_PFNS;
-    },
-    why: "a range reaching past the 40-bit physical address space: the answer depends on this machine's limits (QEMU's 48-bit IPA, the hyp VA layout, the relocation), which a trace written for the simulated machine does not describe",
-  },
-  {
-    call: '__pkvm_hyp_donate_host',
-    // The model refused to give back pages hyp uses itself; 6.12 checks only that hyp owns them.
-    when: (model, call, want) => {
-      const a = call.args as { pfn: number; nr_pages: number };
-      if (want >= 0 || a.nr_pages === 0 || a.nr_pages > MAX_QUEUED) return false;
-      for (let p = a.pfn; p < a.pfn + a.nr_pages; p++) if (page(model, p).owner !== 'hyp' || !isMemory(model.config, p)) return false;
-      return true;
-    },
-    why: 'the model refuses to give back pages hyp uses itself (its carve-out, a VM), which 6.12 hands back when hyp owns them (docs/semantics.md §10 item 27)',
-  },
-  {
-    call: '__pkvm_host_unshare_ffa',
-    // The model refused the range; 6.12 would accept it when every page is SHARED_OWNED by the host.
-    when: (model, call, want) => {
-      const a = call.args as { pfn: number; nr_pages: number };
-      if (want >= 0 || a.nr_pages === 0 || a.nr_pages > MAX_QUEUED) return false;
-      for (let p = a.pfn; p < a.pfn + a.nr_pages; p++) if (hostState(page(model, p)) !== 'SHARED_OWNED' || !isMemory(model.config, p)) return false;
-      return true;
-    },
-    why: '6.12 checks only that the host shares the pages, so it would end a share with hyp or a guest and leave the borrower mapping a page the host owns again; the model requires the pages to be lent to ffa',
-  },
-];
 
 /** Ops queued before a pipelined batch goes out (the agent takes up to MAX_OPS at once). */
 const MAX_QUEUED = 1024;
@@ -235,7 +195,7 @@ export class KernelTarget implements Target {
   execute(call: Call, want: number, touched: Footprint, step: number, model: State): number {
     const r = this.relocation();
     this.touch(call);
-    const deliberate = DELIBERATE.some((d) => (d.call === null || d.call === call.call) && d.when(model, call, want));
+    const deliberate = deviationOf(model, call, want) !== undefined;
     const plan: Planned = { step, call: call.call, want, op: deliberate ? null : this.opFor(call, want), pfns: touched.pages.filter((p) => isMemory(this.config, p)), expected: [] };
     if (this.opts.stepwise) {
       if (want === HYP_PANIC && plan.op) return this.expectPanic(plan);
@@ -466,35 +426,4 @@ export class KernelTarget implements Target {
     }
     return null;
   }
-}
-
-/** Ops that return every page the model says left its boot state to the host, unpinned and unshared. */
-function cleanupOps(model: State, real: (p: number) => number): Op[] {
-  const unpin: Op[] = [];
-  const unshare: Op[] = [];
-  const giveBack: Op[] = [];
-  for (const [p, pg] of model.pages) {
-    const a = real(p);
-    for (let i = 0; i < pg.pins; i++) unpin.push({ op: OP.UNPIN, a, b: 1 });
-    if (pg.hyp) unshare.push({ op: OP.UNSHARE_HYP, a, b: 1 });
-    if (pg.ffa) unshare.push({ op: OP.UNSHARE_FFA, a, b: 1 });
-    if (pg.owner === 'hyp') giveBack.push({ op: OP.HYP_DONATE_HOST, a, b: 1 });
-  }
-  return [...unpin, ...unshare, ...giveBack];
-}
-
-/** The hypervisor's panic and call trace from a console, as printed. */
-export function hypervisorTrace(console: string): string[] {
-  const lines = console.split('\n').map((l) => l.replace(/^\[[^\]]*\]\s*/, '').trimEnd());
-  const at = lines.findIndex((l) => /nVHE hyp (BUG|panic) at/.test(l));
-  if (at < 0) return [];
-  const end = lines.findIndex((l, i) => i > at && /Kernel panic - not syncing|end nVHE call trace/.test(l));
-  return lines.slice(at, end < 0 ? at + 20 : end + 1);
-}
-
-/** The hypervisor's own words from a console, for a failure message. */
-function panicSummary(console: string): string {
-  const lines = console.split('\n');
-  const at = lines.findIndex((l) => /nVHE hyp (BUG|panic) at|Kernel panic/.test(l));
-  return at < 0 ? '' : `: ${lines[at].replace(/^\[[^\]]*\]\s*/, '').trim()}`;
 }
