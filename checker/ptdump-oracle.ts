@@ -59,12 +59,27 @@ function sizeText(pages: number): string {
 
 const LINE = /^0x([0-9a-f]{16})-0x([0-9a-f]{16}) {2}(\S+) {2}(.+)$/;
 
+/**
+ * Descriptions by the bits they are made of (a page or a block; MemAttr and S2AP; XN and the two
+ * software bits; or an annotation's owner), so that each is built once.
+ */
+const descriptions = new Map<number, string>();
+function describeCached(level: number, lo: number, hi: number): string {
+  const sig =
+    (lo & KVM_PTE_VALID) === 0
+      ? 0x1000 + kvm_invalid_pte_owner(lo)
+      : ((lo & 0xfc) >>> 2) | (level === KVM_PGTABLE_LAST_LEVEL ? 0x40 : 0) | (hi & KVM_PTE_LEAF_ATTR_HI_XN ? 0x80 : 0) | (hi & KVM_PGTABLE_PROT_SW0 ? 0x100 : 0) | (hi & KVM_PGTABLE_PROT_SW1 ? 0x200 : 0);
+  let d = descriptions.get(sig);
+  if (d === undefined) descriptions.set(sig, (d = leafDescription(level, lo, hi)));
+  return d;
+}
+
 /** Every non-zero leaf of the table, in address order, read by the checker's own scan. */
 function leavesOf(mem: PhysMem, pgt: KvmPgtable): Leaf[] {
   const leaves: Leaf[] = [];
   scanStage(mem, pgt, () => {}, (addr, level, lo, hi) => {
     const valid = (lo & KVM_PTE_VALID) !== 0;
-    leaves.push({ addr, pages: kvm_granule_pages(level), out: valid ? kvm_pte_to_pfn(lo, hi) : -1, desc: leafDescription(level, lo, hi) });
+    leaves.push({ addr, pages: kvm_granule_pages(level), out: valid ? kvm_pte_to_pfn(lo, hi) : -1, desc: describeCached(level, lo, hi) });
   });
   return leaves.sort((a, b) => a.addr - b.addr);
 }
