@@ -40,26 +40,56 @@ export interface Op {
   readonly b: number;
 }
 
-export interface OpResult {
+/**
+ * One result as it came back. The hot path (probes, calls) reads 32-bit halves; the 64-bit words as
+ * BigInt are made only when asked for (`v`).
+ */
+export class OpResult {
   readonly ret: number;
-  readonly v: readonly [bigint, bigint, bigint];
+  private words: readonly [bigint, bigint, bigint] | null = null;
+
+  constructor(
+    private readonly buf: Buffer,
+    private readonly at: number,
+  ) {
+    this.ret = buf.readInt32LE(at + 4) * 2 ** 32 + buf.readUInt32LE(at);
+  }
+
+  /** Low and high 32 bits of v[i]. */
+  lo(i: number): number {
+    return this.buf.readUInt32LE(this.at + 8 + 8 * i);
+  }
+
+  hi(i: number): number {
+    return this.buf.readUInt32LE(this.at + 12 + 8 * i);
+  }
+
+  get v(): readonly [bigint, bigint, bigint] {
+    this.words ??= [this.buf.readBigUInt64LE(this.at + 8), this.buf.readBigUInt64LE(this.at + 16), this.buf.readBigUInt64LE(this.at + 24)];
+    return this.words;
+  }
 }
 
 const OP_BYTES = 24;
 const RES_BYTES = 32;
 
-/** Clamps a (possibly huge) JS number to u64, the way the kernel receives it. */
-const u64 = (n: number): bigint => BigInt.asUintN(64, BigInt(Math.trunc(n)));
+/** Writes a non-negative integer below 2^64 as u64 (traces hold nothing above 2^53). */
+function writeU64(buf: Buffer, n: number, at: number): void {
+  const hi = Math.floor(n / 2 ** 32);
+  buf.writeUInt32LE(n - hi * 2 ** 32, at);
+  buf.writeUInt32LE(hi % 2 ** 32, at + 4);
+}
 
 export function encodeBatch(ops: readonly Op[]): Buffer {
   const buf = Buffer.alloc(4 + ops.length * OP_BYTES);
   buf.writeUInt32LE(ops.length, 0);
-  ops.forEach((o, i) => {
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i];
     const at = 4 + i * OP_BYTES;
-    buf.writeBigUInt64LE(BigInt(o.op), at);
-    buf.writeBigUInt64LE(u64(o.a), at + 8);
-    buf.writeBigUInt64LE(u64(o.b), at + 16);
-  });
+    writeU64(buf, o.op, at);
+    writeU64(buf, o.a, at + 8);
+    writeU64(buf, o.b, at + 16);
+  }
   return buf;
 }
 
@@ -67,13 +97,7 @@ export const resultBytes = (count: number): number => count * RES_BYTES;
 
 export function decodeResults(buf: Buffer, count: number): OpResult[] {
   const out: OpResult[] = [];
-  for (let i = 0; i < count; i++) {
-    const at = i * RES_BYTES;
-    out.push({
-      ret: Number(buf.readBigInt64LE(at)),
-      v: [buf.readBigUInt64LE(at + 8), buf.readBigUInt64LE(at + 16), buf.readBigUInt64LE(at + 24)],
-    });
-  }
+  for (let i = 0; i < count; i++) out.push(new OpResult(buf, i * RES_BYTES));
   return out;
 }
 

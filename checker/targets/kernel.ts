@@ -14,7 +14,7 @@ import { HYP_PANIC } from '../../types/kernel';
 import { isMemory } from '../../model/range';
 import { initialState, page, type Page, type State } from '../../model/state';
 import { OP, REFUSED, type Op, type OpCode, type OpResult } from '../kernel/abi';
-import { decodeProbe, describeModelPage, describeProbe, hostReaches, probeAgrees } from '../kernel/probe';
+import { decodeProbe, describeModelPage, describeProbe, hexPte, hostReaches, probeAgrees } from '../kernel/probe';
 import { Machine, MachineDown } from '../kernel/qemu';
 import { KERNEL_RAM_MIB, RAM_FIRST_PFN, Relocation, windowPages } from '../kernel/relocate';
 import type { Failure } from '../suite-types';
@@ -360,7 +360,7 @@ export class KernelTarget implements Target {
     try {
       const [r] = this.run([{ op: OP.PROBE, a: real, b: 0 }], 0);
       const p = decodeProbe(r);
-      return { found: describeProbe(p), detail: [`kernel pfn ${hex(real)}: host stage-2 pte ${hex(Number(p.hostPte))}, hyp stage-1 pte ${hex(Number(p.hypPte))}`] };
+      return { found: describeProbe(p), detail: [`kernel pfn ${hex(real)}: host stage-2 pte ${hexPte(p.host)}, hyp stage-1 pte ${hexPte(p.hyp)}`] };
     } catch (e) {
       if (!(e instanceof TargetFailure)) throw e;
       return { found: 'unknown: the machine is down', detail: hypervisorTrace(this.lastConsole) };
