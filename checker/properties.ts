@@ -25,6 +25,10 @@ export const PROPERTIES = {
   },
   'failed-call-changes-nothing': { area: 'ownership', statement: "a call that fails leaves hyp's memory and metadata bit-identical" },
   'hyp-writes-only-own-pages': { area: 'ownership', statement: 'hyp writes only pages it owns, checked at the moment of every write' },
+  'hyp-reads-host-data-only-from-own-pages': {
+    area: 'snapshot',
+    statement: 'hyp reads host-provided data (descriptor fields, memcache links) only from pages it owns at that moment',
+  },
   'host-reaches-only-its-pages': {
     area: 'ownership',
     statement: "the host stage-2 lets the host reach a page exactly when the host owns or lends it, and none of hyp's carve-out",

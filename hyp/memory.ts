@@ -49,6 +49,11 @@ export class PhysMem {
    * writes only pages hyp owns at that moment.
    */
   onHypWrite: ((pfn: number) => void) | null = null;
+  /**
+   * Called before hyp reads data the host provided (a descriptor field, a memcache link) with the
+   * pfn read: the checker installs it to check that hyp reads such data only from pages it owns.
+   */
+  onHypRead: ((pfn: number) => void) | null = null;
 
   /** Reserves `n` zeroed cells and returns the index of the first. */
   allocCells(n: number): number {
@@ -109,6 +114,12 @@ export class PhysMem {
   read64(pfn: number, byte: number): bigint {
     const w = byte >>> 2;
     return (BigInt(this.read32(pfn, w + 1)) << 32n) | BigInt(this.read32(pfn, w));
+  }
+
+  /** hyp reading a 64-bit word of data the host provided (see onHypRead). */
+  hypRead64(pfn: number, byte: number): bigint {
+    if (this.onHypRead !== null) this.onHypRead(pfn);
+    return this.read64(pfn, byte);
   }
 
   write64(actor: Actor, pfn: number, byte: number, v: bigint): void {

@@ -69,9 +69,12 @@ export class PkvmHostStage2Snapshot {
     this.snapshot_hook?.(step);
   }
 
-  /** Reads a 64-bit descriptor field (as a number: every field the host writes is below 2^53). */
+  /**
+   * Reads a 64-bit field the host wrote (as a number: every field the host writes is below 2^53):
+   * a descriptor field or a memcache link, only ever from a page hyp already took.
+   */
   read_field(pfn: number, off: number): number {
-    return Number(this.hyp.mem.read64(pfn, off));
+    return Number(this.hyp.mem.hypRead64(pfn, off));
   }
 
   /** host -> hyp of [pfn, pfn + nr) through the ordinary donation (page-state checks included). */

@@ -93,6 +93,29 @@ export const SNAPSHOT_BUGS: readonly HypBug[] = [
     },
   },
   {
+    id: 'snapshot-reads-link-before-donation',
+    description: "each memcache page's link is read before hyp takes the page: the host can change it between the read and the donation (the results are the same when it does not)",
+    suite: 'snapshot',
+    inject: (h: Pkvm) => {
+      const s = snapshotOf(h);
+      s.snapshot_donate_memcache = (snap, setup) => {
+        let pa = snap.mc_head;
+        for (let k = 0; k < snap.mc_nr_pages; k++) {
+          const aligned = pa % PAGE_SIZE === 0;
+          const next = aligned && k + 1 < snap.mc_nr_pages ? s.read_field(Math.floor(pa / PAGE_SIZE), 0) : 0;
+          const ret = aligned ? s.snapshot_donate(Math.floor(pa / PAGE_SIZE), 1) : -EPERM;
+          if (ret) {
+            setup.mc_failed = pa;
+            return ret;
+          }
+          setup.mc.push(Math.floor(pa / PAGE_SIZE));
+          pa = next;
+        }
+        return 0;
+      };
+    },
+  },
+  {
     id: 'snapshot-writeback-count-off-by-one',
     description: 'the memcache count written back into the descriptor is one too many: the host believes the last page consumed is still in its memcache',
     suite: 'snapshot',

@@ -27,6 +27,7 @@ export class SimTarget implements Target {
   /** What the end-of-sequence check reuses from boot. */
   private readonly bootMemo: BootMemo;
   private writeViolation: string | null = null;
+  private readViolation: string | null = null;
   /** A page hyp took as a page-table page while it still held data (seen at the moment it took it). */
   private tableViolation: string | null = null;
   /** The page the last hyp write went to, already checked (forgotten when memory is rolled back). */
@@ -45,9 +46,15 @@ export class SimTarget implements Target {
     this.hyp.mem.onHypWrite = (pfn) => {
       if (pfn === this.lastChecked || this.writeViolation !== null) return;
       this.lastChecked = pfn;
-      const t = translate(this.hyp.mem, this.hyp.host_mmu, pfn);
-      if (isValid(t) || isZero(t) || annotationOwner(t) !== 1)
-        this.writeViolation = `hyp wrote pfn 0x${pfn.toString(16)}, which it does not own (host stage-2: ${isZero(t) ? 'host, unmapped' : isValid(t) ? 'mapped for the host' : `owner id ${annotationOwner(t)}`})`;
+      const whose = this.notHyps(pfn);
+      if (whose !== null) this.writeViolation = `hyp wrote pfn 0x${pfn.toString(16)}, which it does not own (host stage-2: ${whose})`;
+    };
+    // "hyp reads host-provided data only from pages it owns": otherwise the host could change a
+    // descriptor field or a memcache link between hyp's check and its use.
+    this.hyp.mem.onHypRead = (pfn) => {
+      if (this.readViolation !== null) return;
+      const whose = this.notHyps(pfn);
+      if (whose !== null) this.readViolation = `hyp read host-provided data from pfn 0x${pfn.toString(16)}, which it does not own (host stage-2: ${whose})`;
     };
     // "Every page hyp takes as a page-table page is zero when it takes it": a table page's refcount
     // is 1 + its entries, so it goes from 0 to 1 exactly when a table (a PGD, or a page from a pool)
@@ -76,9 +83,17 @@ export class SimTarget implements Target {
     return true;
   }
 
+  /** Why the host stage-2 says hyp does not own `pfn` (null when hyp owns it). */
+  private notHyps(pfn: number): string | null {
+    const t = translate(this.hyp.mem, this.hyp.host_mmu, pfn);
+    if (!isValid(t) && !isZero(t) && annotationOwner(t) === 1) return null;
+    return isZero(t) ? 'host, unmapped' : isValid(t) ? 'mapped for the host' : `owner id ${annotationOwner(t)}`;
+  }
+
   reset(): void {
     this.hyp.mem.undo(0);
     this.writeViolation = null;
+    this.readViolation = null;
     this.tableViolation = null;
     this.lastChecked = -1;
   }
@@ -113,9 +128,10 @@ export class SimTarget implements Target {
     return call.call === '__pkvm_init_vm' ? checkFaultLog(model, this.hyp, n) : null;
   }
 
-  /** A forbidden write seen during the step, whatever ran it. */
+  /** A forbidden write or read seen during the step, whatever ran it. */
   pending(n: number): Failure | null {
     if (this.writeViolation) return { property: P.hypWritesOnlyOwnPages, step: n, message: this.writeViolation };
+    if (this.readViolation) return { property: P.hypReadsHostDataOnlyFromOwnPages, step: n, message: this.readViolation };
     return this.tableViolation ? { property: P.tablePagesZeroed, step: n, message: this.tableViolation } : null;
   }
 
