@@ -17,7 +17,8 @@ import type { CallHandler } from './handlers';
 import { saveCounterexample, type SavedCounterexample, type TraceContext } from './counterexample';
 import { Lockstep } from './lockstep';
 import { runSequence, runSteps, type Resolver } from './sequence';
-import type { Coverage, SuiteName, SuiteOptions, SuiteResult } from './suite-types';
+import type { Coverage, Progress, SuiteName, SuiteOptions, SuiteResult } from './suite-types';
+import { rotationParts } from './machines';
 import type { TraceStep } from './vocabulary';
 import { P } from './properties';
 
@@ -92,7 +93,44 @@ export function saveFailingSteps(steps: readonly TraceStep[], ctx: TraceContext)
   return saveCounterexample(ls, out.steps, out.failure, ctx);
 }
 
-export function runSuite(name: SuiteName, opts: SuiteOptions, config: MachineConfig = DEFAULT_CONFIG): SuiteResult {
+/**
+ * Runs a suite's properties. With no `config` on the simulation, the ownership and snapshot suites
+ * split their runs over the machines of the rotation (checker/machines.ts), stopping at the first
+ * failure; the unwinder does not depend on memory, and a real kernel keeps one machine.
+ */
+export function runSuite(name: SuiteName, opts: SuiteOptions, config?: MachineConfig): SuiteResult {
+  if (config !== undefined || (opts.target ?? SIM).name !== 'sim' || name === 'unwinder') return runOn(name, opts, config ?? DEFAULT_CONFIG);
+  const started = performance.now();
+  const done: SuiteResult[] = [];
+  for (const part of rotationParts(opts.runs, opts.seed)) {
+    const before = { runs: done.reduce((n, r) => n + r.runs, 0), calls: done.reduce((n, r) => n + r.calls, 0) };
+    const onProgress = opts.onProgress;
+    const partOpts: SuiteOptions = {
+      ...opts,
+      runs: part.runs,
+      seed: part.seed,
+      ...(onProgress ? { onProgress: (p: Progress) => onProgress({ ...p, runsDone: before.runs + p.runsDone, runsTotal: opts.runs, calls: before.calls + p.calls }) } : {}),
+    };
+    const r = runOn(name, partOpts, part.machine.config);
+    done.push(r);
+    if (!r.ok) break;
+  }
+  return mergeParts(done, opts.seed, performance.now() - started);
+}
+
+/** One result for the parts of a rotated run: runs, calls and coverage added up; the failure is the last part's. */
+function mergeParts(parts: readonly SuiteResult[], seed: number, durationMs: number): SuiteResult {
+  const last = parts[parts.length - 1];
+  const coverage: Coverage = {};
+  for (const r of parts)
+    for (const [call, row] of Object.entries(r.coverage)) {
+      const into = (coverage[call] ??= {});
+      for (const [res, n] of Object.entries(row)) into[res] = (into[res] ?? 0) + n;
+    }
+  return { ...last, runs: parts.reduce((n, r) => n + r.runs, 0), calls: parts.reduce((n, r) => n + r.calls, 0), coverage, seed, durationMs };
+}
+
+function runOn(name: SuiteName, opts: SuiteOptions, config: MachineConfig): SuiteResult {
   const def = SUITES[name];
   if (!def) throw new Error(`suite ${name} is not available`);
   const started = performance.now();

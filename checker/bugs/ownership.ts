@@ -1,6 +1,6 @@
 // Known one-line defects in the ownership code, each re-introduced by replacing one small method of
 // a freshly built hyp instance. hyp/ itself carries no bug flags.
-import { EPERM } from '../../types/errno';
+import { EAGAIN, EPERM } from '../../types/errno';
 import type { Pkvm } from '../../hyp/pkvm';
 import * as pt from '../../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED } from '../../hyp/vmemmap';
@@ -85,6 +85,25 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
     suite: 'ownership',
     inject: (h) => {
       h.is_in_mem_range = (end, range) => end > 0 && range.start <= end - 1 && end - 1 <= range.end;
+    },
+  },
+  {
+    id: 'idmap-block-assumes-aligned-region',
+    description: 'the host fault path checks only that a block ends inside its memory region or MMIO gap, as if every region started 2 MiB-aligned: a block starts below the region, over MMIO',
+    suite: 'ownership',
+    beyondExplorer: "the explorer's machine is the default, whose region starts and ends on 2 MiB boundaries",
+    inject: (h) => {
+      h.host_stage2_adjust_range = (pfn, range) => {
+        const leaf = h.host_mmu.get_leaf(pfn);
+        if (pt.kvm_pte_valid(leaf.lo)) return -EAGAIN;
+        if (leaf.lo !== 0 || leaf.hi !== 0) return -EPERM;
+        for (let level = leaf.level; level < pt.KVM_PGTABLE_LAST_LEVEL; level++) {
+          const size = pt.kvm_granule_pages(level);
+          const start = pfn - (pfn % size);
+          if (pt.kvm_level_supports_block_mapping(level) && start + size <= range.end) return level;
+        }
+        return pt.KVM_PGTABLE_LAST_LEVEL;
+      };
     },
   },
   {

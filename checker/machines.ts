@@ -1,0 +1,48 @@
+// The machines a random run rotates through on the simulation when no config is given: the default
+// (16 MiB at 1 GiB) and layouts whose bugs the default cannot show: a second region, memory above
+// 4 GiB, a region whose ends are not 2 MiB-aligned. Each is bootable (hyp's carve-out fits in its
+// largest region, hyp/setup.ts). A run splits its sequences over them in this order, the default first
+// with the run's own seed, so the default's part is the start of what a single-machine run generates.
+import { DEFAULT_CONFIG, type MachineConfig } from '../types/config';
+
+export interface Machine {
+  readonly name: string;
+  readonly config: MachineConfig;
+  /** The machine's share of a run's sequences, in parts of ROTATION_PARTS. */
+  readonly parts: number;
+}
+
+export const ROTATION: readonly Machine[] = [
+  { name: 'default', config: DEFAULT_CONFIG, parts: 3 },
+  // Two regions in different GiBs; the carve-out lives in the larger, second one, so the first
+  // region's last pages are the host's, and "the last region" differs from "the first".
+  { name: 'two-regions', config: { memory: [[0x40000, 1024], [0x80000, 3072]], pageSize: 4096 }, parts: 1 },
+  // A board's low and high memory (Juno-like: 2 GiB and 34 GiB); pfns and addresses above 32 bits.
+  { name: 'above-4gib', config: { memory: [[0x80000, 512], [0x880000, 4096]], pageSize: 4096 }, parts: 1 },
+  // One region that starts and ends inside 2 MiB blocks (1 MiB + 1.5 MiB in, 3900 pages).
+  { name: 'unaligned', config: { memory: [[0x40180, 3900]], pageSize: 4096 }, parts: 1 },
+];
+
+const ROTATION_PARTS = ROTATION.reduce((n, m) => n + m.parts, 0);
+
+export interface RotationPart {
+  readonly machine: Machine;
+  readonly runs: number;
+  readonly seed: number;
+}
+
+/** The seed of the i-th machine's part: the run's own for the default, a fixed mix of it for the others. */
+export function partSeed(seed: number, i: number): number {
+  if (i === 0) return seed;
+  return (Math.imul(seed ^ (i * 0x9e3779b9), 0x85ebca6b) >>> 1) % 2 ** 31;
+}
+
+/**
+ * How `runs` sequences split over the rotation: each machine its share (rounded down), the default
+ * the rest; a machine whose share is 0 (a run of a few sequences) is left out.
+ */
+export function rotationParts(runs: number, seed: number): RotationPart[] {
+  const shares = ROTATION.map((m) => Math.floor((runs * m.parts) / ROTATION_PARTS));
+  shares[0] = runs - shares.slice(1).reduce((a, b) => a + b, 0);
+  return ROTATION.map((machine, i) => ({ machine, runs: shares[i], seed: partSeed(seed, i) })).filter((p) => p.runs > 0);
+}
