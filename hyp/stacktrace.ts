@@ -1,4 +1,4 @@
-// The nVHE hypervisor stack unwinder (KVM, v6.0): EL2 saves what the host needs when hyp panics
+// The nVHE hypervisor stack unwinder (KVM, 6.12; 6.16 the same, docs/semantics.md §9): EL2 saves what the host needs when hyp panics
 // (hyp/nvhe/stacktrace.c), and the host prints the call trace (kvm/stacktrace.c, handle_exit.c).
 //
 // - Protected mode (pKVM): the host may not read hyp memory, so EL2 unwinds its own stacks into the
@@ -8,7 +8,7 @@
 //
 // Each kernel function is a small method, so that a known bug can be re-introduced into one
 // instance by replacing exactly one method (checker/bugs/unwinder.ts).
-import { FrameRecordUnwinder, type StackInfo, type StackType, type UnwindState } from './stacktrace-common';
+import { EINVAL, FrameRecordUnwinder, type StackInfo, type UnwindState } from './stacktrace-common';
 import {
   OVERFLOW_STACK_SIZE,
   VA_BITS,
@@ -65,25 +65,16 @@ export class NvheStacktrace extends FrameRecordUnwinder {
 
   stackinfo_get_overflow(): StackInfo {
     const low = overflowStackBase(this.layout);
-    return { low, high: low + BigInt(OVERFLOW_STACK_SIZE), type: 'STACK_TYPE_OVERFLOW' };
+    return { low, high: low + BigInt(OVERFLOW_STACK_SIZE) };
   }
 
   stackinfo_get_hyp(): StackInfo {
     const high = this.layout.stack_hyp_va;
-    return { low: high - BigInt(this.layout.page_size), high, type: 'STACK_TYPE_HYP' };
-  }
-
-  el2_on_accessible_stack(sp: bigint, size: bigint): StackInfo | null {
-    for (const s of [this.stackinfo_get_overflow(), this.stackinfo_get_hyp()]) if (this.on_stack(sp, size, s.low, s.high)) return s;
-    return null;
+    return { low: high - BigInt(this.layout.page_size), high };
   }
 
   el2_unwind_next(state: UnwindState): number {
-    return this.unwind_next_common(
-      state,
-      (sp, size) => this.el2_on_accessible_stack(sp, size),
-      (fp) => ({ fp: this.mem.read64('el2', fp), pc: this.mem.read64('el2', fp + 8n) }),
-    );
+    return this.unwind_next_frame_record(state, (addr) => this.mem.read64('el2', addr));
   }
 
   /** Stores one word of this CPU's pkvm_stacktrace buffer. */
@@ -101,7 +92,7 @@ export class NvheStacktrace extends FrameRecordUnwinder {
   }
 
   pkvm_save_backtrace(fp: bigint, pc: bigint): void {
-    const state = this.kvm_nvhe_unwind_init(fp, pc);
+    const state = this.kvm_nvhe_unwind_init([this.stackinfo_get_overflow(), this.stackinfo_get_hyp()], fp, pc);
     const idx = { value: 0 };
     this.unwind(
       state,
@@ -126,40 +117,47 @@ export class NvheStacktrace extends FrameRecordUnwinder {
 
   // ---- host (arch/arm64/kvm/stacktrace.c) ----
 
-  /** Translates a hyp stack address into the host's kernel VA of the same byte. */
-  kvm_nvhe_stack_kern_va(addr: bigint, type: StackType): bigint | null {
-    const info = this.kvm_stacktrace_info;
-    let kern_base: bigint;
-    let hyp_base: bigint;
-    if (type === 'STACK_TYPE_HYP') {
-      kern_base = this.layout.kvm_arm_hyp_stack_page;
-      hyp_base = info.stack_base;
-    } else if (type === 'STACK_TYPE_OVERFLOW') {
-      kern_base = this.layout.percpu_kern_va + BigInt(this.layout.overflow_stack_off);
-      hyp_base = info.overflow_stack_base;
-    } else return null;
-    return u64(kern_base + u64(addr - hyp_base));
+  /** The hyp stack page and the overflow stack at their hyp VAs, from what EL2 recorded. */
+  host_stackinfo_get_hyp(): StackInfo {
+    const low = this.kvm_stacktrace_info.stack_base;
+    return { low, high: low + BigInt(this.layout.page_size) };
   }
 
-  /** Bounds are checked on hyp addresses, from what EL2 recorded. */
-  host_on_accessible_stack(sp: bigint, size: bigint): StackInfo | null {
-    const info = this.kvm_stacktrace_info;
-    const ovf = info.overflow_stack_base;
-    if (this.on_stack(sp, size, ovf, ovf + BigInt(OVERFLOW_STACK_SIZE))) return { low: ovf, high: ovf + BigInt(OVERFLOW_STACK_SIZE), type: 'STACK_TYPE_OVERFLOW' };
-    const hyp = info.stack_base;
-    if (this.on_stack(sp, size, hyp, hyp + BigInt(this.layout.page_size))) return { low: hyp, high: hyp + BigInt(this.layout.page_size), type: 'STACK_TYPE_HYP' };
+  host_stackinfo_get_overflow(): StackInfo {
+    const low = this.kvm_stacktrace_info.overflow_stack_base;
+    return { low, high: low + BigInt(OVERFLOW_STACK_SIZE) };
+  }
+
+  /** The same two stacks at the host's kernel VAs (its aliases of their pages). */
+  stackinfo_get_hyp_kern_va(): StackInfo {
+    const low = this.layout.kvm_arm_hyp_stack_page;
+    return { low, high: low + BigInt(this.layout.page_size) };
+  }
+
+  stackinfo_get_overflow_kern_va(): StackInfo {
+    const low = this.layout.percpu_kern_va + BigInt(this.layout.overflow_stack_off);
+    return { low, high: low + BigInt(OVERFLOW_STACK_SIZE) };
+  }
+
+  /**
+   * kvm_nvhe_stack_kern_va(): the kernel VA of [addr, addr + size) if it lies on the hyp stack or the
+   * overflow stack (checked at their hyp VAs, in that order), else null.
+   */
+  kvm_nvhe_stack_kern_va(addr: bigint, size: bigint): bigint | null {
+    for (const [stack_hyp, stack_kern] of [
+      [this.host_stackinfo_get_hyp(), this.stackinfo_get_hyp_kern_va()],
+      [this.host_stackinfo_get_overflow(), this.stackinfo_get_overflow_kern_va()],
+    ] as const)
+      if (this.stackinfo_on_stack(stack_hyp, addr, size)) return u64(addr - stack_hyp.low + stack_kern.low);
     return null;
   }
 
+  /** The fp is a hyp VA: translate it to the host's alias, then unwind over the kernel-VA stacks. */
   host_unwind_next(state: UnwindState): number {
-    return this.unwind_next_common(
-      state,
-      (sp, size) => this.host_on_accessible_stack(sp, size),
-      (fp, info) => {
-        const kern_fp = this.kvm_nvhe_stack_kern_va(fp, info.type);
-        return kern_fp === null ? null : { fp: this.mem.read64('host', kern_fp), pc: this.mem.read64('host', kern_fp + 8n) };
-      },
-    );
+    const kern_fp = this.kvm_nvhe_stack_kern_va(state.fp, 16n);
+    if (kern_fp === null) return -EINVAL;
+    state.fp = kern_fp;
+    return this.unwind_next_frame_record(state, (addr) => this.mem.read64('host', addr));
   }
 
   kvm_err(line: string): void {
@@ -209,7 +207,8 @@ export class NvheStacktrace extends FrameRecordUnwinder {
   /** Non-protected mode: the host unwinds the hyp stacks itself. */
   hyp_dump_backtrace(hyp_offset: bigint): void {
     const info = this.kvm_stacktrace_info;
-    const state = this.kvm_nvhe_unwind_init(info.fp, info.pc);
+    const stacks = [this.stackinfo_get_overflow_kern_va(), this.stackinfo_get_hyp_kern_va()];
+    const state = this.kvm_nvhe_unwind_init(stacks, info.fp, info.pc);
     this.kvm_nvhe_dump_backtrace_start();
     this.unwind(
       state,

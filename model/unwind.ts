@@ -1,6 +1,6 @@
-// The nVHE hypervisor stack unwinder as a spec (SEMANTICS §7): from the contents of the two EL2
-// stacks, which return addresses the unwinding rules admit, what the host keeps of them, and the
-// lines it prints.
+// The nVHE hypervisor stack unwinder as a spec (docs/semantics.md §9; the same in 6.12 and 6.16): from
+// the contents of the two EL2 stacks, which return addresses the unwinding rules admit, what the host
+// keeps of them, and the lines it prints.
 
 export interface SpecStack {
   /** Hyp VAs: the stack is [low, high). */
@@ -36,16 +36,18 @@ export interface UnwindSpec {
   readonly symbols: readonly SpecSymbol[];
 }
 
-export type Stop = 'misaligned' | 'off-stack' | 'stack-left' | 'not-rising';
+export type Stop = 'misaligned' | 'off-stack' | 'stack-left' | 'consumed';
 
 const u64 = (x: bigint): bigint => BigInt.asUintN(64, x);
 
 /**
  * The admitted pcs: the starting pc, then the lr of every record the walk accepts. A record at fp is
  * accepted when fp is 8-byte aligned, [fp, fp + 16) lies inside one stack, that stack is not one the
- * walk has already left, and fp is above the previous record's if it is on the same stack. As in the
- * kernel, nothing else orders the stacks: a real panic only ever goes OVERFLOW then HYP, but a
- * corrupted walk that starts on the hyp stack may still cross to the overflow stack, once.
+ * walk has already left, and, on the stack of the previous record, fp is at least 16 bytes above it:
+ * records never overlap (the kernel consumes each stack up to the end of the record it read,
+ * docs/semantics.md §9). As in the kernel, nothing else orders the stacks: a real panic only ever
+ * goes OVERFLOW then HYP, but a corrupted walk that starts on the hyp stack may still cross to the
+ * overflow stack, once.
  */
 export function admitted(spec: UnwindSpec): { readonly pcs: bigint[]; readonly stop: Stop } {
   const pcs = [spec.pc];
@@ -54,7 +56,7 @@ export function admitted(spec: UnwindSpec): { readonly pcs: bigint[]; readonly s
     const s = spec.stacks.find((t) => t.low <= fp && fp + 16n <= t.high);
     if (!s) return 'off-stack';
     if (left.includes(s)) return 'stack-left';
-    if (s === on && fp <= prevFp) return 'not-rising';
+    if (s === on && fp < prevFp + 16n) return 'consumed';
     pcs.push(spec.read(fp + 8n));
     return walk(spec.read(fp), s, fp, on && on !== s ? [...left, on] : left);
   };

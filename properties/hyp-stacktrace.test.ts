@@ -6,7 +6,7 @@ import { traceFunctions } from '../checker/unwinder/check';
 import { runHyp } from '../checker/unwinder/run';
 import { buildScenario } from '../checker/unwinder/scenario';
 import { NvheStacktrace } from '../hyp/stacktrace';
-import { FrameRecordUnwinder, type StackInfo } from '../hyp/stacktrace-common';
+import { FrameRecordUnwinder } from '../hyp/stacktrace-common';
 import { NvheCpu, nvheCpuMemory } from '../hyp/stacktrace-cpu';
 import {
   OVERFLOW_STACK_SIZE,
@@ -160,25 +160,56 @@ describe('stacktrace-memory', () => {
   });
 });
 
-describe('stacktrace-common: the frame-record unwinder core', () => {
+describe('stacktrace-common: the frame-record unwinder core (common.h, 6.12)', () => {
   const u = new FrameRecordUnwinder();
-  test('on_stack: no stack at low 0; an empty range at the stack base is on it', () => {
-    expect(u.on_stack(8n, 16n, 0n, 0x1000n)).toBe(false);
-    expect(u.on_stack(0x1000n, 0n, 0x1000n, 0x2000n)).toBe(true);
-    expect(u.on_stack(0x1ff0n, 16n, 0x1000n, 0x2000n)).toBe(true);
-    expect(u.on_stack(0x1ff8n, 16n, 0x1000n, 0x2000n)).toBe(false);
+  const on = (sp: bigint, size: bigint, low: bigint, high: bigint) => u.stackinfo_on_stack({ low, high }, sp, size);
+  /** Words of a toy memory: each record at fp holds [fp + 0x100, fp + 1]. */
+  const read = (addr: bigint) => (addr % 16n === 0n ? addr + 0x100n : addr - 7n);
+  const A = () => ({ low: 0x1000n, high: 0x2000n });
+  const B = () => ({ low: 0x4000n, high: 0x5000n });
+
+  test('stackinfo_on_stack: no stack at low 0; an empty range at the stack base is on it; no wrap', () => {
+    expect(on(8n, 16n, 0n, 0x1000n)).toBe(false);
+    expect(on(0x1000n, 0n, 0x1000n, 0x2000n)).toBe(true);
+    expect(on(0x1ff0n, 16n, 0x1000n, 0x2000n)).toBe(true);
+    expect(on(0x1ff8n, 16n, 0x1000n, 0x2000n)).toBe(false);
+    expect(on((1n << 64n) - 8n, 16n, 0x1000n, (1n << 64n) - 1n)).toBe(false);
   });
 
-  test('unwind_init: no stack left yet, no previous record, previous stack unknown', () => {
-    const s = u.kvm_nvhe_unwind_init(0x1000n, 0x2000n);
-    expect(s).toEqual({ fp: 0x1000n, pc: 0x2000n, stacks_done: new Set(), prev_fp: 0n, prev_type: 'STACK_TYPE_UNKNOWN' });
+  test('kvm_nvhe_unwind_init: no current stack, every stack listed', () => {
+    const s = u.kvm_nvhe_unwind_init([A(), B()], 0x1000n, 0x2000n);
+    expect(s).toEqual({ fp: 0x1000n, pc: 0x2000n, stack: { low: 0n, high: 0n }, stacks: [A(), B()], nr_stacks: 2 });
   });
 
-  test('a record that cannot be read ends the unwind with -EINVAL and leaves the state alone', () => {
-    const stack: StackInfo = { low: 0x1000n, high: 0x2000n, type: 'STACK_TYPE_HYP' };
-    const s = u.kvm_nvhe_unwind_init(0x1800n, 0x42n);
-    expect(u.unwind_next_common(s, () => stack, () => null)).toBe(-EINVAL);
-    expect([s.fp, s.pc, s.prev_fp]).toEqual([0x1800n, 0x42n, 0n]);
+  test('a record is consumed: the stack then starts at its end, so the next one must be 16 bytes higher', () => {
+    const s = u.kvm_nvhe_unwind_init([A(), B()], 0x1800n, 0x42n);
+    expect(u.unwind_next_frame_record(s, read)).toBe(0);
+    expect(s).toMatchObject({ fp: 0x1900n, pc: 0x1801n, stack: { low: 0x1810n, high: 0x2000n }, stacks: [{ low: 0n, high: 0n }, B()] });
+    for (const [fp, err] of [[0x1808n, -EINVAL], [0x1800n, -EINVAL], [0x17f0n, -EINVAL], [0x1810n, 0]] as const) {
+      const t = u.kvm_nvhe_unwind_init([A(), B()], 0x1800n, 0x42n);
+      u.unwind_next_frame_record(t, read);
+      t.fp = fp;
+      expect(u.unwind_next_frame_record(t, read), `0x${fp.toString(16)}`).toBe(err);
+    }
+  });
+
+  test('a transition makes the other stack current and removes it from the list: no stack is entered twice', () => {
+    const s = u.kvm_nvhe_unwind_init([A(), B()], 0x1800n, 0x42n);
+    expect(u.unwind_next_frame_record(s, read)).toBe(0);
+    s.fp = 0x4000n;
+    expect(u.unwind_next_frame_record(s, read)).toBe(0);
+    expect(s.stack).toEqual({ low: 0x4010n, high: 0x5000n });
+    expect(s.stacks).toEqual([{ low: 0n, high: 0n }, { low: 0n, high: 0n }]);
+    s.fp = 0x1f00n;
+    expect(u.unwind_next_frame_record(s, read)).toBe(-EINVAL);
+    expect([s.fp, s.pc]).toEqual([0x1f00n, 0x4001n]);
+  });
+
+  test('a misaligned or unlisted fp ends the unwind with -EINVAL, reading nothing', () => {
+    let reads = 0;
+    const counted = (addr: bigint) => (reads++, read(addr));
+    for (const fp of [0x1804n, 0x3000n, 0x1ff8n]) expect(u.unwind_next_frame_record(u.kvm_nvhe_unwind_init([A(), B()], fp, 0x42n), counted)).toBe(-EINVAL);
+    expect(reads).toBe(0);
   });
 });
 
@@ -192,16 +223,16 @@ function cpuOf(l: NvheLayout, isProtected: boolean, format: 'upstream' | 'v5' = 
 describe('stacktrace: EL2 and host sides', () => {
   const l = nvheLayout(7, 4096);
 
-  test('kvm_stacktrace_info starts zeroed (per-CPU data), and the host finds no stack before EL2 fills it', () => {
+  test('kvm_stacktrace_info starts zeroed (per-CPU data), and the host translates nothing before EL2 fills it', () => {
     const { st } = cpuOf(l, false);
     expect(st.kvm_stacktrace_info).toEqual({ stack_base: 0n, overflow_stack_base: 0n, fp: 0n, pc: 0n });
-    expect(st.host_on_accessible_stack(8n, 16n)).toBeNull();
+    expect(st.kvm_nvhe_stack_kern_va(8n, 16n)).toBeNull();
   });
 
   test('the EL2 stacks: the hyp stack page below stack_hyp_va, the 4 KiB overflow stack', () => {
     const { st } = cpuOf(l, true);
-    expect(st.stackinfo_get_hyp()).toEqual({ low: hypStackBase(l), high: l.stack_hyp_va, type: 'STACK_TYPE_HYP' });
-    expect(st.stackinfo_get_overflow()).toEqual({ low: overflowStackBase(l), high: overflowStackBase(l) + 4096n, type: 'STACK_TYPE_OVERFLOW' });
+    expect(st.stackinfo_get_hyp()).toEqual({ low: hypStackBase(l), high: l.stack_hyp_va });
+    expect(st.stackinfo_get_overflow()).toEqual({ low: overflowStackBase(l), high: overflowStackBase(l) + 4096n });
   });
 
   test('the host bounds the stacks from what EL2 recorded, and translates only those two stacks', () => {
@@ -209,20 +240,23 @@ describe('stacktrace: EL2 and host sides', () => {
     st.hyp_prepare_backtrace(0x10n, 0x20n);
     const ovf = overflowStackBase(l);
     const hyp = hypStackBase(l);
-    expect(st.host_on_accessible_stack(ovf, 16n)).toEqual({ low: ovf, high: ovf + BigInt(OVERFLOW_STACK_SIZE), type: 'STACK_TYPE_OVERFLOW' });
-    expect(st.host_on_accessible_stack(hyp + 16n, 16n)).toEqual({ low: hyp, high: l.stack_hyp_va, type: 'STACK_TYPE_HYP' });
-    expect(st.kvm_nvhe_stack_kern_va(hyp + 16n, 'STACK_TYPE_HYP')).toBe(l.kvm_arm_hyp_stack_page + 16n);
-    expect(st.kvm_nvhe_stack_kern_va(ovf + 16n, 'STACK_TYPE_OVERFLOW')).toBe(l.percpu_kern_va + BigInt(l.overflow_stack_off) + 16n);
-    expect(st.kvm_nvhe_stack_kern_va(hyp + 16n, 'STACK_TYPE_UNKNOWN')).toBeNull();
+    expect(st.host_stackinfo_get_overflow()).toEqual({ low: ovf, high: ovf + BigInt(OVERFLOW_STACK_SIZE) });
+    expect(st.host_stackinfo_get_hyp()).toEqual({ low: hyp, high: l.stack_hyp_va });
+    expect(st.kvm_nvhe_stack_kern_va(hyp + 16n, 16n)).toBe(l.kvm_arm_hyp_stack_page + 16n);
+    expect(st.kvm_nvhe_stack_kern_va(ovf + 16n, 16n)).toBe(l.percpu_kern_va + BigInt(l.overflow_stack_off) + 16n);
+    expect(st.kvm_nvhe_stack_kern_va(l.stack_hyp_va - 8n, 16n)).toBeNull();
+    expect(st.kvm_nvhe_stack_kern_va(hyp - 16n, 16n)).toBeNull();
   });
 
-  test('a record on a stack the host cannot translate ends its unwind with -EINVAL, reading nothing', () => {
+  test('a record on neither stack ends the host unwind with -EINVAL, reading nothing', () => {
     const { st, memory } = cpuOf(l, false);
-    st.hyp_prepare_backtrace(hypStackBase(l) + 32n, 0x20n);
-    st.host_on_accessible_stack = (sp) => ({ low: sp, high: sp + 16n, type: 'STACK_TYPE_UNKNOWN' });
+    st.hyp_prepare_backtrace(hypStackBase(l) - 32n, 0x20n);
     let reads = 0;
     memory.mem.observer = () => reads++;
-    expect(st.host_unwind_next(st.kvm_nvhe_unwind_init(hypStackBase(l) + 32n, 0x20n))).toBe(-EINVAL);
+    const stacks = [st.stackinfo_get_overflow_kern_va(), st.stackinfo_get_hyp_kern_va()];
+    const state = st.kvm_nvhe_unwind_init(stacks, hypStackBase(l) - 32n, 0x20n);
+    expect(st.host_unwind_next(state)).toBe(-EINVAL);
+    expect(state.fp).toBe(hypStackBase(l) - 32n);
     expect(reads).toBe(0);
   });
 

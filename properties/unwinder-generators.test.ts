@@ -39,7 +39,7 @@ describe('unwinder generators', () => {
   });
 
   test('unwinds end by every rule, and some reach the N - 1 entries the buffer holds', () => {
-    const ends = tally(['misaligned', 'off-stack', 'stack-left', 'not-rising', 'N-1 entries']);
+    const ends = tally(['misaligned', 'off-stack', 'stack-left', 'consumed', 'N-1 entries']);
     for (const c of cases().slice(0, OUTCOMES)) {
       const run = runHyp(argsOf(c), []);
       if (!run.exit) throw new Error(`no panic: ${run.violation?.message}`);

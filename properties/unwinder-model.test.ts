@@ -1,4 +1,4 @@
-// The unwinder spec on hand-made stacks (each rule of SEMANTICS §7 once), the host's view of the
+// The unwinder spec on hand-made stacks (each rule of docs/semantics.md §9 once), the host's view of the
 // protected-mode buffer, %pB symbolization, and how corruption patterns expand into words.
 import { describe, expect, test } from 'vitest';
 import { corruptionWords } from '../checker/unwinder/scenario';
@@ -40,9 +40,13 @@ describe('unwinder spec', () => {
     expect(admitted(s)).toEqual({ pcs: [0x99n, 1n, 2n, 3n, 4n], stop: 'stack-left' });
   });
 
-  test('a record at or below the previous one on the same stack ends the walk', () => {
-    expect(admitted(spec({ 0x1010: [0x1010n, 1n] }, 0x1010n))).toEqual({ pcs: [0x99n, 1n], stop: 'not-rising' });
-    expect(admitted(spec({ 0x1020: [0x1010n, 1n], 0x1010: [0x1020n, 2n] }, 0x1020n))).toEqual({ pcs: [0x99n, 1n], stop: 'not-rising' });
+  test('a record less than 16 bytes above the previous one on the same stack ends the walk (the kernel consumed it)', () => {
+    expect(admitted(spec({ 0x1010: [0x1010n, 1n] }, 0x1010n))).toEqual({ pcs: [0x99n, 1n], stop: 'consumed' });
+    expect(admitted(spec({ 0x1020: [0x1010n, 1n], 0x1010: [0x1020n, 2n] }, 0x1020n))).toEqual({ pcs: [0x99n, 1n], stop: 'consumed' });
+    // Overlapping: 8 bytes above, the record's second word is read as the next fp.
+    expect(admitted(spec({ 0x1010: [0x1018n, 1n] }, 0x1010n))).toEqual({ pcs: [0x99n, 1n], stop: 'consumed' });
+    // Adjacent records are fine: the next one may start where the previous one ends.
+    expect(admitted(spec({ 0x1010: [0x1020n, 1n], 0x1020: [0x5000n, 2n] }, 0x1010n))).toEqual({ pcs: [0x99n, 1n, 2n], stop: 'off-stack' });
   });
 
   test('misaligned, straddling, wrapping and off-stack pointers end the walk', () => {

@@ -1,6 +1,6 @@
-// Historical nVHE unwinder defects (SEMANTICS §7), each re-introduced into one NvheStacktrace
+// Historical nVHE unwinder defects (docs/semantics.md §9), each re-introduced into one NvheStacktrace
 // instance by replacing one small method. The correct code in hyp/ knows nothing about them.
-import type { UnwindState } from '../../hyp/stacktrace-common';
+import { EINVAL } from '../../hyp/stacktrace-common';
 import type { NvheStacktrace } from '../../hyp/stacktrace';
 
 export interface UnwinderBug {
@@ -13,18 +13,51 @@ export interface UnwinderBug {
 export const UNWINDER_BUGS: readonly UnwinderBug[] = [
   {
     id: 'unwind-no-stacks-done',
-    description: 'the unwinder never marks a stack as left, so a record may lead back into a stack already unwound',
+    description: 'the unwinder never removes a stack it entered from the list (v6.0: never marks it in stacks_done), so a record may lead back into a stack already unwound',
     suite: 'unwinder',
     inject(t) {
-      t.mark_stack_done = () => {};
+      t.unwind_consume_stack = (state, sp, size) => {
+        if (!t.stackinfo_on_stack(state.stack, sp, size)) {
+          const next = t.unwind_find_next_stack(state, sp, size);
+          if (next === null) return -EINVAL;
+          state.stack = { ...state.stacks[next] };
+        }
+        state.stack.low = sp + size;
+        return 0;
+      };
     },
   },
   {
     id: 'unwind-no-monotonic-fp',
-    description: 'the unwinder accepts a record at or below the previous one on the same stack (cyclic records never end)',
+    description: 'the unwinder never raises the current stack\'s low bound past a record it read, so a record at or below the previous one on the same stack is accepted (cyclic records never end)',
     suite: 'unwinder',
     inject(t) {
-      t.frame_above_prev = (_state: UnwindState, _fp: bigint) => true;
+      t.unwind_consume_stack = (state, sp, size) => {
+        if (t.stackinfo_on_stack(state.stack, sp, size)) return 0;
+        const next = t.unwind_find_next_stack(state, sp, size);
+        if (next === null) return -EINVAL;
+        state.stack = { ...state.stacks[next] };
+        state.stacks[next] = t.stackinfo_get_unknown();
+        return 0;
+      };
+    },
+  },
+  {
+    id: 'unwind-overlapping-records',
+    description: 'the unwinder only requires a record above the previous one on the same stack (v6.0-6.1: fp > prev_fp), not past its end, so overlapping records are accepted',
+    suite: 'unwinder',
+    inject(t) {
+      t.unwind_consume_stack = (state, sp, size) => {
+        if (!t.stackinfo_on_stack(state.stack, sp, size)) {
+          const next = t.unwind_find_next_stack(state, sp, size);
+          if (next === null) return -EINVAL;
+          state.stack = { ...state.stacks[next] };
+          state.stacks[next] = t.stackinfo_get_unknown();
+        }
+        // Only this record's first byte is consumed: the next one may start 8 bytes higher.
+        state.stack.low = sp + 1n;
+        return 0;
+      };
     },
   },
   {

@@ -33,6 +33,7 @@ export function scenarioFacts(args: UnwindArgs): ScenarioFacts {
 export const CORRUPTION_KINDS = [
   'random-word',
   'cycle',
+  'overlap',
   'back-into-left-stack',
   'misaligned',
   'wrapping',
@@ -67,6 +68,8 @@ export function corruptionArbs(f: ScenarioFacts, isProtected: boolean): Partial<
     'random-word': fc.tuple(rec, fc.boolean(), u64Arb).map(([r, isLr, v]) => [isLr ? setLr(r, v) : setFp(r, v)]),
     // A record pointing at itself or further down its own stack: a cycle unless fp must rise.
     cycle: rec.chain((r) => fc.constantFrom(...f.records.filter((t) => t.stack === r.stack && t.addr <= r.addr)).map((t) => [setFp(r, t.addr)])),
+    // A record 8 bytes above the one just read, overlapping it: the kernel consumed those bytes.
+    overlap: rec.map((r) => [setFp(r, r.addr + 8n)]),
     misaligned: fc.tuple(rec, rec, fc.integer({ min: 1, max: 7 })).map(([r, t, d]) => [setFp(r, t.addr + BigInt(d))]),
     // fp + 16 wraps past 2^64 (into low addresses): the record is in no stack.
     wrapping: fc.tuple(rec, fc.constantFrom(TOP - 8n, TOP - 16n, TOP - 1n, TOP - 24n)).map(([r, v]) => [setFp(r, v)]),
