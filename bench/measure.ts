@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Call } from '../types/calls';
 import { DEFAULT_CONFIG, type MachineConfig } from '../types/config';
+import { DEFAULT_KERNEL, type KernelVersion } from '../types/kernel';
 import { execModel, initialState } from '../model';
 import { Pkvm } from '../hyp/pkvm';
 import { handle_host_hcall } from '../hyp/hyp-main';
@@ -38,6 +39,8 @@ export interface BenchOptions {
   readonly bugs?: readonly string[];
   /** Also measure the explorer (a few seconds). */
   readonly explorer?: boolean;
+  /** The pKVM every machine of the bench models (default: a config without `kernel`, i.e. 6.16). */
+  readonly kernel?: KernelVersion;
 }
 
 export const DEFAULT_BENCH: BenchOptions = { seed: 42, sequences: 100, maxSteps: 80, minMs: 1000, bugSeeds: 10, bugRuns: 200 };
@@ -92,6 +95,8 @@ export interface BenchResult {
   readonly nsPerCallSmall: number;
   readonly nsPerCallLarge: number;
   readonly calls: number;
+  /** The pKVM measured (`--kernel`, else the default). */
+  readonly kernel: KernelVersion;
   readonly options: BenchOptions;
   readonly durationMs: number;
 }
@@ -227,7 +232,7 @@ const lockstepStepsRates = (configs: readonly MachineConfig[], calls: readonly C
 const hypRates = (configs: readonly MachineConfig[], calls: readonly Call[][], minMs: number) =>
   ratesPerConfig(configs, (c) => new Pkvm(c), calls.length, (hyp, i) => hypOne(hyp, calls[i]), minMs);
 
-export function timeToBug(id: string, opts: Pick<BenchOptions, 'bugSeeds' | 'bugRuns' | 'maxSteps'>): BugTiming {
+export function timeToBug(id: string, opts: Pick<BenchOptions, 'bugSeeds' | 'bugRuns' | 'maxSteps' | 'kernel'>): BugTiming {
   const suite = CATALOG.find((b) => b.id === id)?.suite;
   if (!suite || !SUITES[suite]) throw new Error(`bench: bug ${id} has no available suite`);
   const outDir = mkdtempSync(join(tmpdir(), 'pkvm-bench-'));
@@ -246,6 +251,7 @@ export function timeToBug(id: string, opts: Pick<BenchOptions, 'bugSeeds' | 'bug
         maxSteps: opts.maxSteps,
         inject: id,
         outDir,
+        ...(opts.kernel ? { kernel: opts.kernel } : {}),
         onProgress: (p) => {
           runsDone = p.runsDone;
           lastPass = performance.now();
@@ -271,28 +277,32 @@ export function availableBugs(): string[] {
 export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string) => void = () => {}): BenchResult {
   const started = performance.now();
   const seqs = sampleSequences(opts);
+  // Both machines model the chosen version; without --kernel they stay the configs they always were.
+  const versioned = (c: MachineConfig): MachineConfig => (opts.kernel ? { ...c, kernel: opts.kernel } : c);
+  const SMALL = versioned(DEFAULT_CONFIG);
+  const LARGE = versioned(LARGE_CONFIG);
 
   log('lockstep ...');
   // The JIT needs a couple of seconds of the whole loop before the code is at its fastest tier.
-  lockstepRates([DEFAULT_CONFIG], seqs, 2 * opts.minMs);
+  lockstepRates([SMALL], seqs, 2 * opts.minMs);
   // This machine's CPU alternates between a fast and a slow speed for seconds at a time (hyp-only
   // passes of the same calls vary about 1.8x): the lockstep figures watch for 3 x minMs to see both.
-  const [alone] = lockstepRates([DEFAULT_CONFIG], seqs, 3 * opts.minMs);
-  const [broad] = lockstepRates([DEFAULT_CONFIG], sampleSequences({ ...opts, sequences: 10 * opts.sequences }), 3 * opts.minMs);
+  const [alone] = lockstepRates([SMALL], seqs, 3 * opts.minMs);
+  const [broad] = lockstepRates([SMALL], sampleSequences({ ...opts, sequences: 10 * opts.sequences }), 3 * opts.minMs);
   log('lockstep, 16 MiB and 4 GiB ...');
-  const [small, large] = lockstepRates([DEFAULT_CONFIG, LARGE_CONFIG], seqs, 2 * opts.minMs);
+  const [small, large] = lockstepRates([SMALL, LARGE], seqs, 2 * opts.minMs);
 
   log('hyp only, model only ...');
-  const calls = recordCalls(DEFAULT_CONFIG, seqs);
-  const [hypOnly] = hypRates([DEFAULT_CONFIG], calls, opts.minMs);
+  const calls = recordCalls(SMALL, seqs);
+  const [hypOnly] = hypRates([SMALL], calls, opts.minMs);
   // Hyp's own growth with memory: the concrete calls of the sequences that return exactly the same
   // results on 4 GiB as on 16 MiB (same base pfn; a range that ends at 16 MiB's end fails there but
   // may succeed on 4 GiB, which is different work), on both.
-  const same = sameOutcomes(calls, DEFAULT_CONFIG, LARGE_CONFIG);
-  const [hypSameSmall, hypSameLarge] = hypRates([DEFAULT_CONFIG, LARGE_CONFIG], same, opts.minMs);
-  const [sameSmall, sameLarge] = lockstepStepsRates([DEFAULT_CONFIG, LARGE_CONFIG], same, opts.minMs);
-  const carveout = new Pkvm(DEFAULT_CONFIG).layout.carveout;
-  const modelOnly = rate(calls.length, (i) => modelOne(DEFAULT_CONFIG, carveout, calls[i]), opts.minMs);
+  const same = sameOutcomes(calls, SMALL, LARGE);
+  const [hypSameSmall, hypSameLarge] = hypRates([SMALL, LARGE], same, opts.minMs);
+  const [sameSmall, sameLarge] = lockstepStepsRates([SMALL, LARGE], same, opts.minMs);
+  const carveout = new Pkvm(SMALL).layout.carveout;
+  const modelOnly = rate(calls.length, (i) => modelOne(SMALL, carveout, calls[i]), opts.minMs);
 
   const timeToBugMs: Record<string, number> = {};
   const sequencesToBug: Record<string, number> = {};
@@ -312,12 +322,12 @@ export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string)
   let explorer: BenchResult['explorer'] = null;
   if (opts.explorer !== false) {
     log('explorer ...');
-    explorer = benchExplore();
+    explorer = benchExplore(opts.kernel ? SMALL : undefined);
   }
   // The explorer's shortest trace for every ownership bug, against the random suite's shrunk length.
   const shortestTrace: Record<string, number> = {};
   for (const bug of opts.explorer === false ? [] : OWNERSHIP_BUGS) {
-    const r = explore({ pages: 2, vms: 1, gfns: 2, maxPins: 2, depth: 4, symmetry: true, modelOnly: false, bugs: [bug] });
+    const r = explore({ pages: 2, vms: 1, gfns: 2, maxPins: 2, depth: 4, symmetry: true, modelOnly: false, bugs: [bug], ...(opts.kernel ? { config: SMALL } : {}) });
     if (r.trace) shortestTrace[bug.id] = r.trace.length;
   }
 
@@ -339,6 +349,7 @@ export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string)
     bugs,
     nsPerCallSmall: sameSmall.nsPerCall,
     nsPerCallLarge: sameLarge.nsPerCall,
+    kernel: opts.kernel ?? DEFAULT_KERNEL,
     calls: alone.calls + broad.calls + small.calls + large.calls + sameSmall.calls + sameLarge.calls + hypOnly.calls + hypSameSmall.calls + hypSameLarge.calls + modelOnly.calls,
     options: opts,
     durationMs: performance.now() - started,
@@ -349,6 +360,7 @@ export function runBench(opts: BenchOptions = DEFAULT_BENCH, log: (line: string)
 export function formatBench(r: BenchResult): string {
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
   const lines = [
+    `pKVM ${r.kernel} (simulated)`,
     `lockstep (model + hyp + checks)  ${n(r.callsPerSecond).padStart(12)} calls/s   (target >= 100,000; best pass, median pass ${n(r.callsPerSecondMedianPass)})`,
     `lockstep, ${n(10 * r.options.sequences)} sequences       ${n(r.callsPerSecondBroadSample).padStart(12)} calls/s   (best pass)`,
     `hyp only                         ${n(r.hypOnlyCallsPerSecond).padStart(12)} calls/s`,

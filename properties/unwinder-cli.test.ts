@@ -84,6 +84,16 @@ describe('pkvm-check unwind', () => {
     );
   });
 
+  test('--kernel names the pKVM in a first line; the log after it is the same for 6.12 and 6.16', async () => {
+    const plain = await cli('--scenario', 'call_chain', '--depth', '5', '--seed', '3');
+    for (const v of ['6.12', '6.16']) {
+      const { code, out } = await cli('--scenario', 'call_chain', '--depth', '5', '--seed', '3', '--kernel', v);
+      expect(code).toBe(0);
+      expect(out[0]).toBe(`Simulated pKVM, Linux ${v} (the nVHE unwinder is the same in 6.12 and 6.16: docs/semantics.md §9)`);
+      expect(out.slice(1)).toEqual(plain.out);
+    }
+  });
+
   test('bad flags are exit 2 with a one-line message', async () => {
     for (const argv of [
       [],
@@ -94,6 +104,9 @@ describe('pkvm-check unwind', () => {
       ['--scenario', 'recursive_death', '--format', 'v4'],
       ['--scenario', 'recursive_death', '--inject', 'no-such-bug'],
       ['--scenario', 'recursive_death', '--bogus'],
+      ['--scenario', 'recursive_death', '--kernel', '6.15'],
+      ['--scenario', 'recursive_death', '--kernel'],
+      ['--scenario', 'recursive_death', '--target', 'kernel', '--kernel', '6.16'],
     ]) {
       const { code, out, err } = await cli(...argv);
       expect(code, argv.join(' ')).toBe(2);

@@ -1,15 +1,18 @@
 // `pkvm-check unwind`: builds a hyp call chain on the simulated EL2 stack, panics, and prints what the
-// host kernel would log (SEMANTICS §7). The unwind runs under the checker's watch, so an injected bug
+// host kernel would log (docs/semantics.md §9). The unwind runs under the checker's watch, so an injected bug
 // that would loop or stray ends with a one-line report on stderr and exit 1 instead of a hang.
 // `--target kernel` panics the real hypervisor the same way instead (checker/kernel/unwind.ts).
+// `--kernel V` names the pKVM simulated; the unwinder is the same in 6.12 and 6.16 (docs/semantics.md
+// §9), so the version changes no line of the log: it is printed first, as a header.
 import { PAGE_SIZES } from '../../hyp/stacktrace-layout';
 import type { TraceFormat } from '../../hyp/stacktrace';
 import type { UnwindArgs, UnwindMode } from '../../types/calls';
+import type { KernelVersion } from '../../types/kernel';
 import { unwinderBugsFor } from '../bugs/catalog';
 import { formatKernelUnwind, MAX_KERNEL_DEPTH, runKernelUnwind, type KernelScenario } from '../kernel/unwind';
 import { runHyp } from '../unwinder/run';
 import { parseInject } from './inject';
-import { parseTarget, TARGET_FLAGS } from './target';
+import { parseKernelFlag, parseTarget, TARGET_FLAGS } from './target';
 import { UsageError, intFlag, parseFlags } from './usage';
 
 const SCENARIOS: readonly KernelScenario[] = ['recursive_death', 'call_chain'];
@@ -21,6 +24,10 @@ function choice<T extends string>(flag: string, value: string | undefined, choic
   if (!(choices as readonly string[]).includes(value)) throw new UsageError(`--${flag}: expected ${choices.join(' or ')}, got "${value}"`);
   return value as T;
 }
+
+/** The first line of `unwind --kernel V` on the simulation: which pKVM, and that the unwinder is common. */
+export const unwindHeader = (kernel: KernelVersion): string =>
+  `Simulated pKVM, Linux ${kernel} (the nVHE unwinder is the same in 6.12 and 6.16: docs/semantics.md §9)`;
 
 export async function unwindCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
@@ -47,6 +54,7 @@ export async function unwindCommand(argv: string[]): Promise<number> {
     if (page_size !== 4096) throw new UsageError('--page-size: the kernel target runs a 4096-byte-page image');
     if (scenario === 'recursive_death' && values.depth !== undefined) throw new UsageError('--depth: recursive_death on the kernel target recurses until the guard page; --depth is for call_chain');
     const depth = scenario === 'call_chain' ? intFlag('depth', values.depth, KERNEL_DEFAULT_DEPTH, 1, MAX_KERNEL_DEPTH) : 0;
+    parseKernelFlag(values); // the kernel target runs 6.12: --kernel 6.16 is refused
     const target = parseTarget(values, null);
     if (target.name !== 'kernel') throw new Error('parseTarget did not give the kernel target');
     const opts = { imageDir: target.imageDir, scenario, mode, depth };
@@ -58,6 +66,7 @@ export async function unwindCommand(argv: string[]): Promise<number> {
     return 1;
   }
   parseTarget(values, null); // refuses --kernel-src without --target kernel, and a misspelt target
+  const kernel = parseKernelFlag(values);
   const args: UnwindArgs = {
     scenario,
     mode,
@@ -67,7 +76,8 @@ export async function unwindCommand(argv: string[]): Promise<number> {
     corrupt: [],
   };
   const run = runHyp(args, unwinderBugsFor(bug?.id ?? null), format);
-  process.stdout.write(run.lines.map((l) => `${l}\n`).join(''));
+  const header = kernel === undefined ? [] : [unwindHeader(kernel)];
+  process.stdout.write([...header, ...run.lines].map((l) => `${l}\n`).join(''));
   if (!run.violation) return 0;
   process.stderr.write(`pkvm-check unwind: ${run.violation.property}: ${run.violation.message}\n`);
   return 1;

@@ -8,13 +8,16 @@ export const EXIT_CODES = 'exit codes: 0 all hold · 1 a property failed · 2 ba
 /** Per command: its synopsis (the usage line) and its help (flags with defaults, exit codes). */
 export const HELP: Record<string, { readonly synopsis: string; readonly help: string }> = {
   run: {
-    synopsis: 'pkvm-check run [--suite ownership|snapshot|unwinder|all] [--runs N] [--seed X] [--max-steps K] [--inject BUG|none] [--out DIR] [--reports DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
+    synopsis: 'pkvm-check run [--suite ownership|snapshot|unwinder|all] [--runs N] [--seed X] [--max-steps K] [--inject BUG|none] [--config FILE] [--out DIR] [--reports DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
     help: `Runs N random call sequences per suite, model and implementation in lockstep, checking every property.
   --suite S       ownership, snapshot, unwinder or all (default all)
   --runs N        sequences per suite, 1 to 10000000 (default 200)
   --seed X        fast-check seed, 0 to 2147483647 (default 42)
   --max-steps K   calls per sequence, 1 to 100000 (default 80; snapshot caps it at 30, unwinder at 4)
   --inject BUG    re-introduce a catalogued bug (pkvm-check bugs); it must be one the suite can reach; none: no bug
+  --config FILE   one machine for every sequence: a JSON object like a trace's config, { "memory": [[first pfn,
+                  pages], ...], "pageSize": 4096 } (default: on sim the ownership and snapshot suites rotate over
+                  the default machine, two regions, memory above 4 GiB and an unaligned region; the kernel: the default)
   --out DIR       where a failure's minimized trace is written (default counterexamples)
   --reports DIR   where summary.json and summary.md are written (default reports)
   --json          print one JSON object instead of text
@@ -53,7 +56,7 @@ exit codes: 0 · 2 bad usage`,
   },
   explore: {
     synopsis:
-      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--time-limit S] [--max-states N] [--out DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
+      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--config FILE] [--time-limit S] [--max-states N] [--out DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
     help: `Breadth-first exploration of every call sequence over a finite alphabet, model and implementation in lockstep.
   --pages P       hot pages, 1 to 64 (default 2)
   --depth D       explore states up to D calls from boot, 0 to 65535 (default: to the fixpoint)
@@ -64,6 +67,7 @@ exit codes: 0 · 2 bad usage`,
   --no-symmetry   no symmetry reduction
   --model-only    explore the model alone
   --inject BUG    an ownership bug (the explorer's alphabet reaches no other); none: no bug
+  --config FILE   the machine: a JSON object like a trace's config (default 16 MiB at 1 GiB)
   --time-limit S  stop after S seconds, 1 to 1000000 (default none)
   --max-states N  stop after N states, 1 to 2000000000 (default none)
   --out DIR       where a violation's shortest trace is written (default counterexamples)
@@ -76,7 +80,7 @@ exit codes: 0 no violation (complete, or stopped at a limit: see "stopped") · 1
   },
   unwind: {
     synopsis:
-      'pkvm-check unwind --scenario recursive_death|call_chain [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5] [--inject BUG|none] [--target sim|kernel] [--kernel-src DIR]',
+      'pkvm-check unwind --scenario recursive_death|call_chain [--mode protected|nonprotected] [--page-size 4096|16384|65536] [--depth N] [--seed X] [--format upstream|v5] [--inject BUG|none] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
     help: `Builds a hyp call chain on the simulated EL2 stack, panics, and prints what the host kernel would log.
   --scenario S    recursive_death or call_chain (required)
   --mode M        protected or nonprotected (default protected)
@@ -85,15 +89,19 @@ exit codes: 0 no violation (complete, or stopped at a limit: see "stopped") · 1
   --seed X        KASLR offset and stack placement seed (default 0)
   --format F      upstream or v5 (default upstream)
   --inject BUG    an unwinder bug; none: no bug
+  --kernel V      the pKVM simulated, 6.12 or 6.16 (default 6.16): the unwinder is the same in both, so the
+                  log is too; a first line names the version (on the kernel target only 6.12)
   --target T      sim, or kernel: panic the real 6.12 hypervisor under QEMU (kvm-arm.mode=protected or nvhe),
                   check its console's call trace and print the simulated one beside it (default sim)
   --kernel-src D  with --target kernel: build this kernel tree instead of Debian's 6.12
 exit codes: 0 · 1 the unwind broke a property · 2 bad usage`,
   },
   bench: {
-    synopsis: 'pkvm-check bench [--json]',
+    synopsis: 'pkvm-check bench [--json] [--kernel 6.12|6.16]',
     help: `Throughput figures (about a minute): checked calls per second, time to find each bug, explorer speed.
   --json          print one JSON object
+  --kernel V      the pKVM every machine models, 6.12 or 6.16 (default 6.16); named in the output (a bug
+                  the version cannot reach, such as a 6.16-only call's, is found by no seed)
 exit codes: 0 · 2 bad usage`,
   },
   help: {

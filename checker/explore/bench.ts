@@ -1,6 +1,7 @@
 // Explorer throughput for `npm run bench`: transitions per second exploring the model alone and
 // model + hyp in lockstep, and the heap each stored state costs. Measured on fixed configurations,
 // so the numbers compare across commits.
+import type { MachineConfig } from '../../types/config';
 import { explore, type ExploreOptions } from './bfs';
 
 export interface ExploreBench {
@@ -31,8 +32,10 @@ function bestRate(o: ExploreOptions): { perSecond: number; bytesPerState: number
   return { perSecond: best, bytesPerState };
 }
 
-export function benchExplore(): ExploreBench {
-  const model = bestRate(MODEL_BENCH);
-  const lockstep = bestRate(LOCKSTEP_BENCH);
+/** `config` (a version other than the default, from `bench --kernel`) replaces the default machine. */
+export function benchExplore(config?: MachineConfig): ExploreBench {
+  const on = (o: ExploreOptions): ExploreOptions => (config ? { ...o, config } : o);
+  const model = bestRate(on(MODEL_BENCH));
+  const lockstep = bestRate(on(LOCKSTEP_BENCH));
   return { modelOnlyTransitionsPerSecond: model.perSecond, lockstepTransitionsPerSecond: lockstep.perSecond, bytesPerState: model.bytesPerState };
 }
