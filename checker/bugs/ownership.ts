@@ -91,7 +91,7 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
     id: 'idmap-block-assumes-aligned-region',
     description: 'the host fault path checks only that a block ends inside its memory region or MMIO gap, as if every region started 2 MiB-aligned: a block starts below the region, over MMIO',
     suite: 'ownership',
-    beyondExplorer: "the explorer's machine is the default, whose region starts and ends on 2 MiB boundaries",
+    beyondExplorer: "the explorer's default machine has its region and gaps start on 2 MiB boundaries (explore --config with an unaligned region finds it in one call)",
     inject: (h) => {
       h.host_stage2_adjust_range = (pfn, range) => {
         const leaf = h.host_mmu.get_leaf(pfn);

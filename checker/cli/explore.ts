@@ -9,7 +9,7 @@ import { hypBugsFor } from '../bugs/catalog';
 import { saveTrace } from '../counterexample';
 import { EXPLORE_CALLS } from '../explore/alphabet';
 import { explore, type ExploreResult } from '../explore/bfs';
-import { TRACE_FORMAT, encodeTrace, replayCommandLine, type TraceFile } from '../trace/file';
+import { TRACE_FORMAT, encodeTrace, readConfigFile, replayCommandLine, type TraceFile } from '../trace/file';
 import { formatCall } from '../vocabulary';
 import { parseInject } from './inject';
 import { outputDir } from './out-dir';
@@ -29,6 +29,7 @@ const FLAGS = {
   'max-states': { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
+  config: { type: 'string' },
   ...TARGET_FLAGS,
 } as const;
 
@@ -69,9 +70,10 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const outDir = outputDir('out', v.out, 'counterexamples');
   const symmetry = v['no-symmetry'] !== true;
   const json = v.json === true;
+  const machine = v.config === undefined ? DEFAULT_CONFIG : readConfigFile(v.config);
   // Last, since it may build a kernel: every other flag was checked first.
   const target = parseTarget(v, bug?.id ?? null);
-  const config = configFor(target, kernel === undefined ? DEFAULT_CONFIG : { ...DEFAULT_CONFIG, kernel });
+  const config = configFor(target, kernel === undefined ? machine : { ...machine, kernel });
   const tty = !json && process.stderr.isTTY === true;
   const started = performance.now();
   let logAt = nextLog(0);

@@ -3,10 +3,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { runSuite } from '../suites';
 import type { Progress, SuiteName, SuiteOptions } from '../suite-types';
+import type { MachineConfig } from '../../types/config';
 
 export interface WorkerInput {
   readonly suites: readonly SuiteName[];
   readonly opts: Omit<SuiteOptions, 'onProgress'>;
+  /** `--config`'s machine for every suite; absent: the suites rotate over checker/machines.ts. */
+  readonly config?: MachineConfig;
 }
 
 /** What the worker tells the main thread: progress (at most every 50 ms) and each suite's result. */
@@ -14,7 +17,7 @@ export type WorkerMessage = { readonly type: 'progress'; readonly p: Progress } 
 
 const port = parentPort;
 if (port) {
-  const { suites, opts } = workerData as WorkerInput;
+  const { suites, opts, config } = workerData as WorkerInput;
   let last = -Infinity;
   const post = (m: WorkerMessage): void => port.postMessage(m);
   for (const name of suites) {
@@ -26,7 +29,7 @@ if (port) {
         last = t;
         post({ type: 'progress', p });
       },
-    });
+    }, config);
     post({ type: 'result', r });
   }
 }

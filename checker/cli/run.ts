@@ -16,6 +16,8 @@ import type { WorkerInput, WorkerMessage } from './run-worker';
 import { intFlag, parseFlags, UsageError } from './usage';
 import { parseKernelFlag, parseTarget, TARGET_FLAGS } from './target';
 import type { KernelVersion } from '../../types/kernel';
+import type { MachineConfig } from '../../types/config';
+import { readConfigFile } from '../trace/file';
 import { unsupportedCalls } from '../suites';
 
 export const DEFAULT_RUNS = 200;
@@ -77,7 +79,7 @@ function partialResult(p: Progress, seed: number, durationMs: number): SuiteResu
 }
 
 /** The flags, checked; nothing has been written yet when this throws. */
-function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; outDir: string; reportsDir: string; json: boolean } {
+function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; outDir: string; reportsDir: string; json: boolean; config?: MachineConfig } {
   const { values } = parseFlags(argv, {
     suite: { type: 'string' },
     runs: { type: 'string' },
@@ -87,6 +89,7 @@ function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; o
     out: { type: 'string' },
     reports: { type: 'string' },
     json: { type: 'boolean' },
+    config: { type: 'string' },
     ...TARGET_FLAGS,
   });
   const suiteArg = values.suite ?? 'all';
@@ -105,22 +108,25 @@ function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; o
     seed: intFlag('seed', values.seed, DEFAULT_SEED, 0, 2 ** 31 - 1),
     inject: bug?.id ?? null,
   };
+  // One machine for every sequence instead of the rotation (checker/machines.ts).
+  const config = values.config === undefined ? undefined : readConfigFile(values.config);
   const outDir = outputDir('out', values.out, 'counterexamples');
   const reportsDir = outputDir('reports', values.reports, 'reports');
   checkStepSummary(process.env.GITHUB_STEP_SUMMARY);
   // Last, since it may build a kernel: every other flag was checked first.
   const kernel = parseKernelFlag(values);
   const target = parseTarget(values, request.inject);
-  return { request: { ...request, target, ...(kernel ? { kernel } : {}) }, suites, outDir, reportsDir, json: values.json === true };
+  const file = values.config;
+  return { request: { ...request, target, ...(kernel ? { kernel } : {}), ...(file !== undefined ? { config: file } : {}) }, suites, outDir, reportsDir, json: values.json === true, ...(config ? { config } : {}) };
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { request, suites, outDir, reportsDir, json } = parseRun(argv);
+  const { request, suites, outDir, reportsDir, json, config } = parseRun(argv);
   const progress = progressReporter(process.stderr, !json && process.stderr.isTTY === true);
   const started = performance.now();
   const opts = { runs: request.runs, seed: request.seed, maxSteps: request.maxSteps, inject: request.inject, outDir, target: request.target, ...(request.kernel ? { kernel: request.kernel as KernelVersion } : {}) };
   // The bug is injected into every suite run; parseInject made sure one of them reaches its code.
-  const { results, interrupted } = await runInWorker({ suites, opts }, (p) => progress.update(p));
+  const { results, interrupted } = await runInWorker({ suites, opts, ...(config ? { config } : {}) }, (p) => progress.update(p));
   progress.done();
   const summary: RunSummary = {
     ok: interrupted === null && results.every((r) => r.ok),

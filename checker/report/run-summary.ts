@@ -37,6 +37,8 @@ export interface RunRequest {
   readonly target?: TargetSpec;
   /** `--kernel`, when given. */
   readonly kernel?: string;
+  /** `--config`'s file, when given (the run used that one machine instead of the rotation). */
+  readonly config?: string;
 }
 
 /** Suites in the fixed order ownership, snapshot, unwinder, whatever order they finished in. */
@@ -46,9 +48,12 @@ export const orderedSuites = (s: RunSummary): SuiteResult[] =>
 /** The one command that re-runs a `pkvm-check run`, every option that changes its sequences spelled out. */
 export function runCommandLine(r: RunRequest): string {
   const inject = r.inject === null ? '' : ` --inject ${r.inject}`;
-  const on = [...(r.kernel ? ['--kernel', r.kernel] : []), ...targetFlags(r.target)].join(' ');
+  const on = [...(r.config !== undefined ? ['--config', shellWord(r.config)] : []), ...(r.kernel ? ['--kernel', r.kernel] : []), ...targetFlags(r.target)].join(' ');
   return `npx pkvm-check run --suite ${r.suite} --runs ${r.runs} --max-steps ${r.maxSteps} --seed ${r.seed}${inject}${on ? ` ${on}` : ''}`;
 }
+
+/** A word as a POSIX shell reads it back: as is when plain, else single-quoted. */
+const shellWord = (w: string): string => (/^[\w./:=+-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
 
 /** The commands that re-run this run. */
 export function reproduceCommands(s: RunSummary): string[] {

@@ -90,6 +90,11 @@ function decodeTrace(raw: unknown): TraceFile {
 
 /** Parses and validates a trace's text; any problem is one InputError line starting with `file`. */
 export function parseTrace(text: string, file: string): TraceFile {
+  return decodeJson(text, file, decodeTrace);
+}
+
+/** JSON text decoded by `decode`; any problem (syntax, an inexact number, a bad field) is one InputError line starting with `file`. */
+function decodeJson<T>(text: string, file: string, decode: (raw: unknown) => T): T {
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   let raw: unknown;
   try {
@@ -100,7 +105,7 @@ export function parseTrace(text: string, file: string): TraceFile {
   const inexact = describeInexactNumber(body);
   if (inexact !== null) throw new InputError(`${file}: ${inexact}`);
   try {
-    return decodeTrace(raw);
+    return decode(raw);
   } catch (e) {
     if (e instanceof InputError) throw new InputError(`${file}: ${e.message}`);
     throw e;
@@ -134,15 +139,27 @@ function readCapped(file: string): string {
 
 /** Reads and validates a trace file. */
 export function readTrace(file: string): TraceFile {
-  let text: string;
+  return parseTrace(readText(file), file);
+}
+
+/** A file's text, capped; an unreadable file is one InputError line. */
+function readText(file: string): string {
   try {
-    text = readCapped(file);
+    return readCapped(file);
   } catch (e) {
     if (e instanceof InputError) throw e;
     const err = e as NodeJS.ErrnoException;
     throw new InputError(`${file}: cannot read the file (${err.code ?? err.message.split('\n')[0]})`);
   }
-  return parseTrace(text, file);
+}
+
+/**
+ * Reads `--config FILE`: a JSON object like a trace's `config` (`{ "memory": [[first, pages], ...],
+ * "pageSize": 4096, "kernel"?: "6.12" }`), validated by parseConfig. Any problem is one InputError
+ * line starting with `file`.
+ */
+export function readConfigFile(file: string): MachineConfig {
+  return decodeJson(readText(file), file, parseConfig);
 }
 
 /** JSON on one line with spaces after ':' and ',', the CONTRACT's layout for steps. */
