@@ -51,4 +51,18 @@ describe('known unwinder bugs', () => {
     // The correct unwinder stops at the cycle: the record may not point at itself.
     expect(runHyp({ ...base, corrupt: [cycle] }, []).violation).toBeNull();
   });
+
+  test('a record overlapping the one before it: the kernel refuses it, unwind-overlapping-records prints one more entry', () => {
+    for (const mode of ['protected', 'nonprotected'] as const) {
+      const base = { scenario: 'call_chain', mode, page_size: 4096, depth: 6, seed: 3 };
+      const r = scenarioFacts({ ...base, corrupt: [] }).records[2];
+      const overlap = { stack: r.stack, offset: r.off, value: `0x${(r.addr + 8n).toString(16)}` };
+      const correct = runHyp({ ...base, corrupt: [overlap] }, []);
+      expect(correct.violation).toBeNull();
+      const bug = UNWINDER_BUGS.find((b) => b.id === 'unwind-overlapping-records')!;
+      const buggy = checkUnwind({ ...base, corrupt: [overlap] }, [bug]);
+      expect(buggy.violation?.property).toBe(P.hostOutputEqualsModel);
+      expect(buggy.result).toBe(countEntries(correct.lines) + 1);
+    }
+  });
 });
