@@ -2,6 +2,9 @@
 import type { PropertyName } from './properties';
 import type { TargetSpec } from './targets/spec';
 import type { KernelVersion } from '../types/kernel';
+import type { MachineConfig } from '../types/config';
+import type fc from 'fast-check';
+import type { AbstractStep } from './generators';
 
 export type SuiteName = 'ownership' | 'snapshot' | 'unwinder';
 export const SUITE_NAMES: readonly SuiteName[] = ['ownership', 'snapshot', 'unwinder'];
@@ -19,6 +22,8 @@ export interface SuiteOptions {
   /** The pKVM version modelled (types/kernel.ts); absent: the config's, or the default. */
   readonly kernel?: KernelVersion;
   readonly onProgress?: (p: Progress) => void;
+  /** Steps that start every sequence, drawn for the machine (checker/capacity.ts); none when absent. */
+  readonly prefix?: (config: MachineConfig) => fc.Arbitrary<AbstractStep[]>;
 }
 
 export interface Progress {

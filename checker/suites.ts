@@ -149,7 +149,9 @@ function checkSuite(ls: Lockstep, def: SuiteDef, name: SuiteName, opts: SuiteOpt
   let callsBeforeFailure: number | null = null;
   let coverageBeforeFailure: Coverage | null = null;
   const resolve = def.resolveOn?.(ls) ?? def.resolve;
-  const property = fc.property(sequenceArb(Math.min(opts.maxSteps, def.maxSteps ?? opts.maxSteps), def.step((call) => ls.target.supports(call))), (seq) => {
+  const random = sequenceArb(Math.min(opts.maxSteps, def.maxSteps ?? opts.maxSteps), def.step((call) => ls.target.supports(call)));
+  const sequences = opts.prefix ? fc.tuple(opts.prefix(config), random).map(([p, s]) => [...p, ...s]) : random;
+  const property = fc.property(sequences, (seq) => {
     const out = runSequence(ls, seq, resolve);
     if (out.failure && callsBeforeFailure === null) {
       callsBeforeFailure = ls.calls;
