@@ -1,15 +1,22 @@
 // The machines a random run rotates through on the simulation when no config is given: the default
 // (16 MiB at 1 GiB) and layouts whose bugs the default cannot show: a second region, memory above
-// 4 GiB, a region whose ends are not 2 MiB-aligned. Each is bootable (hyp's carve-out fits in its
+// 4 GiB, a region whose ends are not 2 MiB-aligned; and the default with a capacity filled. Each is bootable (hyp's carve-out fits in its
 // largest region, hyp/setup.ts). A run splits its sequences over them in this order, the default first
 // with the run's own seed, so the default's part is the start of what a single-machine run generates.
+import type fc from 'fast-check';
 import { DEFAULT_CONFIG, type MachineConfig } from '../types/config';
+import { capacityPrefixArb } from './capacity';
+import type { AbstractStep } from './generators';
 
 export interface Machine {
   readonly name: string;
   readonly config: MachineConfig;
-  /** The machine's share of a run's sequences, in parts of ROTATION_PARTS. */
+  /** The machine's share of a run's sequences, in parts of ROTATION_PARTS... */
   readonly parts: number;
+  /** ...but never more than this many (its sequences are long). */
+  readonly maxRuns?: number;
+  /** Steps that start each of its sequences (checker/capacity.ts). */
+  readonly prefix?: (config: MachineConfig) => fc.Arbitrary<AbstractStep[]>;
 }
 
 export const ROTATION: readonly Machine[] = [
@@ -21,6 +28,9 @@ export const ROTATION: readonly Machine[] = [
   { name: 'above-4gib', config: { memory: [[0x80000, 512], [0x880000, 4096]], pageSize: 4096 }, parts: 1 },
   // One region that starts and ends inside 2 MiB blocks (1 MiB + 1.5 MiB in, 3900 pages).
   { name: 'unaligned', config: { memory: [[0x40180, 3900]], pageSize: 4096 }, parts: 1 },
+  // The default machine with the 255 VM slots or the 128-entry fault log filled to one short of full,
+  // full or one past before the random steps: up to 256 extra calls a sequence, so at most 40 of them.
+  { name: 'full-capacity', config: DEFAULT_CONFIG, parts: 1, maxRuns: 40, prefix: capacityPrefixArb },
 ];
 
 const ROTATION_PARTS = ROTATION.reduce((n, m) => n + m.parts, 0);
@@ -42,7 +52,7 @@ export function partSeed(seed: number, i: number): number {
  * the rest; a machine whose share is 0 (a run of a few sequences) is left out.
  */
 export function rotationParts(runs: number, seed: number): RotationPart[] {
-  const shares = ROTATION.map((m) => Math.floor((runs * m.parts) / ROTATION_PARTS));
+  const shares = ROTATION.map((m) => Math.min(Math.floor((runs * m.parts) / ROTATION_PARTS), m.maxRuns ?? runs));
   shares[0] = runs - shares.slice(1).reduce((a, b) => a + b, 0);
   return ROTATION.map((machine, i) => ({ machine, runs: shares[i], seed: partSeed(seed, i) })).filter((p) => p.runs > 0);
 }

@@ -109,6 +109,7 @@ export function runSuite(name: SuiteName, opts: SuiteOptions, config?: MachineCo
       ...opts,
       runs: part.runs,
       seed: part.seed,
+      ...(part.machine.prefix ? { prefix: part.machine.prefix } : {}),
       ...(onProgress ? { onProgress: (p: Progress) => onProgress({ ...p, runsDone: before.runs + p.runsDone, runsTotal: opts.runs, calls: before.calls + p.calls }) } : {}),
     };
     const r = runOn(name, partOpts, part.machine.config);
@@ -148,7 +149,9 @@ function checkSuite(ls: Lockstep, def: SuiteDef, name: SuiteName, opts: SuiteOpt
   // Calls and coverage up to the first failing sequence (shrinking runs more, which they leave out).
   let callsBeforeFailure: number | null = null;
   let coverageBeforeFailure: Coverage | null = null;
-  const resolve = def.resolveOn?.(ls) ?? def.resolve;
+  const resolveStep = def.resolveOn?.(ls) ?? def.resolve;
+  // A step made concrete already (a prefix's, checker/capacity.ts) runs as it is in every suite.
+  const resolve: Resolver = (s, model, ctx) => s.fixed ?? resolveStep(s, model, ctx);
   const random = sequenceArb(Math.min(opts.maxSteps, def.maxSteps ?? opts.maxSteps), def.step((call) => ls.target.supports(call)));
   const sequences = opts.prefix ? fc.tuple(opts.prefix(config), random).map(([p, s]) => [...p, ...s]) : random;
   const property = fc.property(sequences, (seq) => {

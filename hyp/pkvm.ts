@@ -172,15 +172,20 @@ export class Pkvm extends Hyp {
     }
   }
 
+  /** The lowest VM slot not in use, or -1 when all MAX_VMS are. */
+  find_free_vm_slot(): number {
+    for (let slot = 0; slot < MAX_VMS; slot++) if (!this.mem.cell(this.vmCells + slot * SLOT_CELLS + IN_USE)) return slot;
+    return -1;
+  }
+
   __pkvm_init_vm(pfn: number, nr: number): number {
     ({ addr: pfn, size: nr } = this.phys_range(pfn, nr));
     if (nr < VM_MIN_PAGES) return -EINVAL;
     const r = this.__host_check_page_state_range(pfn, nr, PKVM_PAGE_OWNED) || this.__hyp_check_page_state_range(pfn, nr, PKVM_NOPAGE);
     if (r !== 0) return r;
     if (this.effect_range(pfn, nr)[1] === pfn) return 0; // a wrapping range in 6.12 visits nothing: no VM
-    let slot = 0;
-    while (slot < MAX_VMS && this.mem.cell(this.vmCells + slot * SLOT_CELLS + IN_USE)) slot++;
-    if (slot === MAX_VMS) return -ENOMEM;
+    const slot = this.find_free_vm_slot();
+    if (slot < 0) return -ENOMEM;
     for (let p = pfn; p < pfn + nr; p++) {
       this.host_stage2_set_owner_locked(p, 1, PKVM_ID_HYP);
       this.hyp_map(p, PKVM_PAGE_OWNED);

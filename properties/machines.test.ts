@@ -37,6 +37,7 @@ describe('the machine rotation', () => {
       expect(parts.reduce((n, p) => n + p.runs, 0)).toBe(runs);
       expect(parts[0]).toMatchObject({ seed: 42, machine: ROTATION[0] });
       for (const p of parts) expect(p.runs).toBeGreaterThan(0);
+      for (const p of parts) expect(p.runs).toBeLessThanOrEqual(p.machine.maxRuns ?? runs);
     }
     const seeds = rotationParts(200, 42).map((p) => p.seed);
     expect(new Set(seeds).size).toBe(ROTATION.length);
@@ -46,7 +47,7 @@ describe('the machine rotation', () => {
   test('a rotated run adds up the runs, calls and coverage of its machines', () => {
     const opts = { runs: 24, seed: 5, maxSteps: 20, inject: null, outDir: tmp() };
     const whole = runSuite('ownership', opts);
-    const parts = rotationParts(24, 5).map((p) => runSuite('ownership', { ...opts, runs: p.runs, seed: p.seed }, p.machine.config));
+    const parts = rotationParts(24, 5).map((p) => runSuite('ownership', { ...opts, runs: p.runs, seed: p.seed, ...(p.machine.prefix ? { prefix: p.machine.prefix } : {}) }, p.machine.config));
     expect(whole.ok).toBe(true);
     expect(whole.seed).toBe(5);
     expect(whole.runs).toBe(24);

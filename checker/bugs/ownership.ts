@@ -1,6 +1,7 @@
 // Known one-line defects in the ownership code, each re-introduced by replacing one small method of
 // a freshly built hyp instance. hyp/ itself carries no bug flags.
 import { EAGAIN, EPERM } from '../../types/errno';
+import { MAX_VMS } from '../../types/config';
 import type { Pkvm } from '../../hyp/pkvm';
 import * as pt from '../../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED } from '../../hyp/vmemmap';
@@ -103,6 +104,19 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
           if (pt.kvm_level_supports_block_mapping(level) && start + size <= range.end) return level;
         }
         return pt.KVM_PGTABLE_LAST_LEVEL;
+      };
+    },
+  },
+  {
+    id: 'vm-slots-one-short',
+    description: "__pkvm_init_vm's free-slot search stops one slot early: the 255th VM is refused with -ENOMEM",
+    suite: 'ownership',
+    beyondExplorer: 'the explorer has at most 8 VMs',
+    inject: (h) => {
+      const original = h.find_free_vm_slot.bind(h);
+      h.find_free_vm_slot = () => {
+        const slot = original();
+        return slot === MAX_VMS - 1 ? -1 : slot;
       };
     },
   },

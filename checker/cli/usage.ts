@@ -17,7 +17,8 @@ export const HELP: Record<string, { readonly synopsis: string; readonly help: st
   --inject BUG    re-introduce a catalogued bug (pkvm-check bugs); it must be one the suite can reach; none: no bug
   --config FILE   one machine for every sequence: a JSON object like a trace's config, { "memory": [[first pfn,
                   pages], ...], "pageSize": 4096 } (default: on sim the ownership and snapshot suites rotate over
-                  the default machine, two regions, memory above 4 GiB and an unaligned region; the kernel: the default)
+                  the default machine, two regions, memory above 4 GiB, an unaligned region and the default
+                  with VM slots or the fault log filled; on the kernel: the default)
   --out DIR       where a failure's minimized trace is written (default counterexamples)
   --reports DIR   where summary.json and summary.md are written (default reports)
   --json          print one JSON object instead of text
