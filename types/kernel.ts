@@ -54,7 +54,7 @@ export interface RangeRule {
   readonly mixed: 'each-page' | number;
   /**
    * An empty range (nr_pages = 0) or one whose end wraps past 2^64: 'nothing' = no page is checked or
-   * changed, the call returns 0 (once `beyondPa` let it through); 'span' = the same check as any other
+   * changed, the call returns 0 (once `beyondPa` let it through); 'span' = the same check as for every other
    * range, on `end - 1` (so an empty range at the first page of a region or gap is `mixed`).
    */
   readonly emptyOrWrapping: 'nothing' | 'span';

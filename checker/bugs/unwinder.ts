@@ -10,21 +10,32 @@ export interface UnwinderBug {
   inject(target: NvheStacktrace): void;
 }
 
+/**
+ * unwind_consume_stack() as the kernel has it (hyp/stacktrace-common.ts), with its two updates as
+ * parameters: whether a stack entered leaves the list, and the current stack's new low bound after a
+ * record (null: left as it was).
+ */
+function consumeStack(t: NvheStacktrace, o: { readonly removeEntered: boolean; readonly low: (sp: bigint, size: bigint) => bigint | null }): NvheStacktrace['unwind_consume_stack'] {
+  return (state, sp, size) => {
+    if (!t.stackinfo_on_stack(state.stack, sp, size)) {
+      const next = t.unwind_find_next_stack(state, sp, size);
+      if (next === null) return -EINVAL;
+      state.stack = { ...state.stacks[next] };
+      if (o.removeEntered) state.stacks[next] = t.stackinfo_get_unknown();
+    }
+    const low = o.low(sp, size);
+    if (low !== null) state.stack.low = low;
+    return 0;
+  };
+}
+
 export const UNWINDER_BUGS: readonly UnwinderBug[] = [
   {
     id: 'unwind-no-stacks-done',
     description: 'the unwinder never removes a stack it entered from the list (v6.0: never marks it in stacks_done), so a record may lead back into a stack already unwound',
     suite: 'unwinder',
     inject(t) {
-      t.unwind_consume_stack = (state, sp, size) => {
-        if (!t.stackinfo_on_stack(state.stack, sp, size)) {
-          const next = t.unwind_find_next_stack(state, sp, size);
-          if (next === null) return -EINVAL;
-          state.stack = { ...state.stacks[next] };
-        }
-        state.stack.low = sp + size;
-        return 0;
-      };
+      t.unwind_consume_stack = consumeStack(t, { removeEntered: false, low: (sp, size) => sp + size });
     },
   },
   {
@@ -32,14 +43,7 @@ export const UNWINDER_BUGS: readonly UnwinderBug[] = [
     description: 'the unwinder never raises the current stack\'s low bound past a record it read, so a record at or below the previous one on the same stack is accepted (cyclic records never end)',
     suite: 'unwinder',
     inject(t) {
-      t.unwind_consume_stack = (state, sp, size) => {
-        if (t.stackinfo_on_stack(state.stack, sp, size)) return 0;
-        const next = t.unwind_find_next_stack(state, sp, size);
-        if (next === null) return -EINVAL;
-        state.stack = { ...state.stacks[next] };
-        state.stacks[next] = t.stackinfo_get_unknown();
-        return 0;
-      };
+      t.unwind_consume_stack = consumeStack(t, { removeEntered: true, low: () => null });
     },
   },
   {
@@ -47,17 +51,8 @@ export const UNWINDER_BUGS: readonly UnwinderBug[] = [
     description: 'the unwinder only requires a record above the previous one on the same stack (v6.0-6.1: fp > prev_fp), not past its end, so overlapping records are accepted',
     suite: 'unwinder',
     inject(t) {
-      t.unwind_consume_stack = (state, sp, size) => {
-        if (!t.stackinfo_on_stack(state.stack, sp, size)) {
-          const next = t.unwind_find_next_stack(state, sp, size);
-          if (next === null) return -EINVAL;
-          state.stack = { ...state.stacks[next] };
-          state.stacks[next] = t.stackinfo_get_unknown();
-        }
-        // Only this record's first byte is consumed: the next one may start 8 bytes higher.
-        state.stack.low = sp + 1n;
-        return 0;
-      };
+      // Only this record's first byte is consumed: the next one may start 8 bytes higher.
+      t.unwind_consume_stack = consumeStack(t, { removeEntered: true, low: (sp) => sp + 1n });
     },
   },
   {
