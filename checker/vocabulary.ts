@@ -1,7 +1,7 @@
 // The one decoder/validator of the call vocabulary. Generators, the runner, trace files and reports
 // all speak in `TraceStep`s: a call (kernel name) with its arguments as data. A `vm` argument may be a
 // reference "$N" to the handle returned by step N (steps count from 1).
-import type { ArgsOf, Call, CallName, Prot, StackCorruption, UnwindMode } from '../types/calls';
+import type { ArgsOf, Call, CallName, Prot, StackCorruption, UnwindFormat, UnwindMode } from '../types/calls';
 import { ERRNO_NAMES } from '../types/errno';
 import { OUTCOME_NAMES } from '../types/kernel';
 
@@ -82,10 +82,14 @@ interface ArgSpec {
   readonly parse: Parser<unknown>;
   /** Value used when the argument is absent; absent means required. */
   readonly default?: unknown;
+  /** An absent argument stays absent in the decoded step (the default is what its reader assumes). */
+  readonly keepAbsent?: true;
 }
 
 const req = (parse: Parser<unknown>): ArgSpec => ({ parse });
 const opt = (parse: Parser<unknown>, dflt: unknown): ArgSpec => ({ parse, default: dflt });
+/** Optional, and absent when not given: an argument added later, so that older steps decode as they did. */
+const absentMeans = (parse: Parser<unknown>, dflt: unknown): ArgSpec => ({ parse, default: dflt, keepAbsent: true });
 
 const range = { pfn: req(u64), nr_pages: req(u64) };
 
@@ -122,6 +126,7 @@ export const VOCABULARY: { readonly [N in CallName]: { readonly [K in keyof Args
     depth: opt(u64, 0),
     seed: opt(u64, 0),
     corrupt: opt(corruptions, []),
+    format: absentMeans(oneOf<UnwindFormat>(['upstream', 'v5']), 'upstream'),
   },
 };
 
@@ -163,7 +168,7 @@ export function decodeStep(raw: unknown, index: number, previous: readonly Trace
     for (const [name, s] of Object.entries(spec)) {
       if (!Object.hasOwn(given, name)) {
         if (!Object.hasOwn(s, 'default')) throw new InputError(`field "args.${name}": missing (required by ${o.call})`);
-        args[name] = s.default;
+        if (!s.keepAbsent) args[name] = s.default;
         continue;
       }
       args[name] = s.parse(given[name], `args.${name}`);
@@ -188,6 +193,7 @@ export function encodeStep(step: TraceStep): Record<string, unknown> {
   const args: Record<string, unknown> = {};
   const spec = VOCABULARY[step.call] as Record<string, ArgSpec>;
   for (const [k, v] of Object.entries(step.args as Record<string, unknown>)) {
+    if (v === undefined && spec[k].keepAbsent) continue;
     if (Object.hasOwn(spec[k], 'default') && JSON.stringify(spec[k].default) === JSON.stringify(v)) continue;
     if (k === 'vm' && typeof v === 'object' && v !== null) args[k] = `$${(v as VmRef).ref}`;
     else if (k === 'prot') args[k] = formatProt(v as Prot);

@@ -17,10 +17,11 @@ const CAUGHT_BY: Readonly<Record<string, readonly PropertyName[]>> = {
   'stacktrace-no-terminator-slot': [P.stacktraceBufferTerminated],
   'symbolize-without-kaslr': [P.hostOutputEqualsModel],
   'host-reader-trusts-terminator': [P.hostReaderBounded],
+  'v5-footer-names-protected': [P.hostOutputEqualsModel],
 };
 
 describe('known unwinder bugs', () => {
-  test('the catalog is exactly the six historical defects', () => {
+  test('the catalog is exactly the six historical defects and the v5 footer', () => {
     expect(UNWINDER_BUGS.map((b) => b.id).sort()).toEqual(Object.keys(CAUGHT_BY).sort());
     for (const b of UNWINDER_BUGS) {
       expect(b.suite).toBe('unwinder');

@@ -36,6 +36,9 @@ export interface SnapshotArgs {
 
 export type UnwindMode = 'protected' | 'nonprotected';
 
+/** The lines the host prints around the entries: upstream's, or the v4/v5 patch series' (hyp/stacktrace.ts). */
+export type UnwindFormat = 'upstream' | 'v5';
+
 /**
  * Words written over the simulated EL2 memory (a corruption). On a stack ('hyp' or 'overflow') they
  * are written after the call chain is built and before the unwind; on 'stacktrace' (the protected-mode
@@ -66,6 +69,8 @@ export interface UnwindArgs {
   readonly depth: number;
   readonly seed: number;
   readonly corrupt: readonly StackCorruption[];
+  /** The format of the printed trace; absent means 'upstream' (a trace file names it only when it is not). */
+  readonly format?: UnwindFormat;
 }
 
 export type Call =

@@ -1,5 +1,6 @@
-// Historical nVHE unwinder defects (docs/semantics.md §9), each re-introduced into one NvheStacktrace
-// instance by replacing one small method. The correct code in hyp/ knows nothing about them.
+// Historical nVHE unwinder defects (docs/semantics.md §9), and one in the v4/v5 format's lines, each
+// re-introduced into one NvheStacktrace instance by replacing one small method. The correct code in
+// hyp/ knows nothing about them.
 import { EINVAL } from '../../hyp/stacktrace-common';
 import type { NvheStacktrace } from '../../hyp/stacktrace';
 
@@ -91,6 +92,15 @@ export const UNWINDER_BUGS: readonly UnwinderBug[] = [
         }
         t.kvm_nvhe_dump_backtrace_end();
       };
+    },
+  },
+  {
+    id: 'v5-footer-names-protected',
+    description: 'in the v4/v5 format the host ends every trace with the protected footer ("---- End of Protected nVHE HYP call trace ----"), in non-protected mode too; upstream\'s lines are right',
+    suite: 'unwinder',
+    inject(t) {
+      const end = t.kvm_nvhe_dump_backtrace_end.bind(t);
+      t.kvm_nvhe_dump_backtrace_end = () => (t.opts.format === 'v5' ? t.kvm_err('---- End of Protected nVHE HYP call trace ----') : end());
     },
   },
 ];

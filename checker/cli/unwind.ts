@@ -74,8 +74,9 @@ export async function unwindCommand(argv: string[]): Promise<number> {
     depth: intFlag('depth', values.depth, 0),
     seed: intFlag('seed', values.seed, 0),
     corrupt: [],
+    format,
   };
-  const run = runHyp(args, unwinderBugsFor(bug?.id ?? null), format);
+  const run = runHyp(args, unwinderBugsFor(bug?.id ?? null));
   const header = kernel === undefined ? [] : [unwindHeader(kernel)];
   process.stdout.write([...header, ...run.lines].map((l) => `${l}\n`).join(''));
   if (!run.violation) return 0;

@@ -1,9 +1,10 @@
 // The unwinder check for one `hyp_panic` call: run the implementation under watch, and compare what
 // the host printed with the model; on uncorrupted memory also check the trace's shape against the
-// call chain that was built, and that both modes print the same trace.
+// call chain that was built, and that both modes print the same trace. In either format (args.format):
+// the model predicts the v4/v5 series' lines as well as upstream's.
 import type { PanicPoint } from '../../hyp/stacktrace-cpu';
 import { expectedLines } from '../../model/unwind';
-import type { UnwindArgs } from '../../types/calls';
+import type { UnwindArgs, UnwindMode } from '../../types/calls';
 import type { UnwinderBug } from '../bugs/unwinder';
 import { modelSpec } from './model-spec';
 import { countEntries, runHyp, type UnwindViolation } from './run';
@@ -57,11 +58,24 @@ function shapeViolation(args: UnwindArgs, p: PanicPoint, lines: readonly string[
   };
 }
 
+const V5_NAME: Readonly<Record<UnwindMode, string>> = { protected: 'Protected', nonprotected: 'Non-protected' };
+
+/**
+ * The other mode's lines as this mode would print them: the v5 header and footer name the mode
+ * ("Protected nVHE HYP call trace:"), upstream's do not, and nothing else may differ. Only the
+ * header and footer the model expects are renamed: the other mode's are checked against it first.
+ */
+function asMode(lines: readonly string[], args: UnwindArgs, from: UnwindMode): readonly string[] {
+  if ((args.format ?? 'upstream') === 'upstream') return lines;
+  const [theirs, mine] = [`${V5_NAME[from]} nVHE HYP call trace`, `${V5_NAME[args.mode]} nVHE HYP call trace`];
+  return lines.map((l) => (l === `${theirs}:` || l === `---- End of ${theirs} ----` ? l.replace(theirs, mine) : l));
+}
+
 export function checkUnwind(args: UnwindArgs, bugs: readonly UnwinderBug[]): UnwindOutcome {
   const run = runHyp(args, bugs);
   const outcome = (violation: UnwindViolation | null): UnwindOutcome => ({ result: countEntries(run.lines), violation, lines: run.lines });
   if (run.violation || !run.exit) return outcome(run.violation ?? { property: P.unwindBounded, message: 'hyp never handed the panic to the host' });
-  const diff = firstDifference(expectedLines(modelSpec(run, run.exit, 'upstream')), run.lines, 'the model', 'the host');
+  const diff = firstDifference(expectedLines(modelSpec(run, run.exit)), run.lines, 'the model', 'the host');
   if (diff) return outcome({ property: P.hostOutputEqualsModel, message: diff });
   if (args.corrupt.length > 0) return outcome(null);
   const shape = shapeViolation(args, run.scenario.panic, run.lines, run.scenario.layout.stacktrace_entries);
@@ -69,6 +83,8 @@ export function checkUnwind(args: UnwindArgs, bugs: readonly UnwinderBug[]): Unw
   const otherMode = args.mode === 'protected' ? 'nonprotected' : 'protected';
   const other = runHyp({ ...args, mode: otherMode }, bugs);
   if (other.violation) return outcome({ property: other.violation.property, message: `in ${otherMode} mode: ${other.violation.message}` });
-  const modes = firstDifference(run.lines, other.lines, `${args.mode} mode`, `${otherMode} mode`);
+  const otherDiff = other.exit && firstDifference(expectedLines(modelSpec(other, other.exit)), other.lines, 'the model', 'the host');
+  if (otherDiff) return outcome({ property: P.hostOutputEqualsModel, message: `in ${otherMode} mode: ${otherDiff}` });
+  const modes = firstDifference(run.lines, asMode(other.lines, args, otherMode), `${args.mode} mode`, `${otherMode} mode`);
   return outcome(modes ? { property: P.modesAgree, message: modes } : null);
 }

@@ -1,9 +1,9 @@
 // Generators of unwinder scenarios: `hyp_panic` steps with call chains of random depth and shape
 // (deep recursion that overflows, chains that fill the stack exactly), all page sizes, both modes,
-// and corruptions aimed at the frame records the chain really pushed.
+// both printed formats, and corruptions aimed at the frame records the chain really pushed.
 import fc from 'fast-check';
 import { PAGE_SIZES } from '../../hyp/stacktrace-layout';
-import type { UnwindArgs, UnwindMode } from '../../types/calls';
+import type { UnwindArgs, UnwindFormat, UnwindMode } from '../../types/calls';
 import type { TraceStep } from '../vocabulary';
 import { CORRUPTION_KINDS, corruptionArbs, fullLadder, scenarioFacts, type CorruptionKind } from './corruptions';
 
@@ -77,11 +77,22 @@ const ladder: fc.Arbitrary<UnwindCase> = fc.record({ mode: ladderMode, page_size
     );
 });
 
-export const unwindCaseArb: fc.Arbitrary<UnwindCase> = fc.oneof(
+const scenarioCase: fc.Arbitrary<UnwindCase> = fc.oneof(
   { weight: 6, arbitrary: base.map((b) => toCase(b, [])) },
   { weight: 11, arbitrary: corrupted },
   { weight: 3, arbitrary: ladder },
 );
+
+/** The format the host prints in: upstream's two cases in three, the v4/v5 series' in one (it shrinks to upstream). */
+const format = fc.oneof({ weight: 2, arbitrary: fc.constant<UnwindFormat>('upstream') }, { weight: 1, arbitrary: fc.constant<UnwindFormat>('v5') });
+
+/**
+ * A scenario, then its format: drawn last, so that a case's other draws are those of a case without
+ * it. Upstream, the default, is left absent, as a trace file leaves it.
+ */
+export const unwindCaseArb: fc.Arbitrary<UnwindCase> = fc
+  .tuple(scenarioCase, format)
+  .map(([c, f]) => (f === 'upstream' || c.step.call !== 'hyp_panic' ? c : { ...c, step: { ...c.step, args: { ...c.step.args, format: f } } }));
 
 /** `hyp_panic` steps for the unwinder suite. */
 export const unwindStepArb: fc.Arbitrary<TraceStep> = unwindCaseArb.map((c) => c.step);

@@ -1,13 +1,14 @@
 // What the model is told about a run: the stacks as the unwind found them, where the unwind started,
-// the panic's addresses, the image's symbols and offsets, and what was written over the buffer.
-import { nvheStacks, type HypPanicExit, type TraceFormat } from '../../hyp/stacktrace';
+// the panic's addresses, the image's symbols and offsets, what was written over the buffer, and the
+// format the host prints in.
+import { nvheStacks, type HypPanicExit } from '../../hyp/stacktrace';
 import { VA_BITS } from '../../hyp/stacktrace-layout';
 import { runtimeSymbols } from '../../hyp/symbols';
 import type { UnwindSpec } from '../../model/unwind';
 import type { HypRun } from './run';
 import { corruptionWords } from './scenario';
 
-export function modelSpec(run: HypRun, exit: HypPanicExit, format: TraceFormat): UnwindSpec {
+export function modelSpec(run: HypRun, exit: HypPanicExit): UnwindSpec {
   const sc = run.scenario;
   const l = sc.layout;
   const ranges = nvheStacks(l);
@@ -25,7 +26,7 @@ export function modelSpec(run: HypRun, exit: HypPanicExit, format: TraceFormat):
     .flatMap((c) => corruptionWords(c, l.stacktrace_entries * 8).map((w) => [w.offset / 8, w.value] as const));
   return {
     mode: sc.args.mode,
-    format,
+    format: sc.args.format ?? 'upstream',
     stacks: stacks.map(({ low, high }) => ({ low, high })),
     read,
     fp: sc.panic.fp,

@@ -1,7 +1,7 @@
 // Runs a scenario's panic on the implementation under watch: every memory access of the unwind is
 // checked against where it may go, and counted against a budget computed from the stack sizes, so a
 // broken unwinder is a reported violation, never a hang or a silent stray read.
-import type { HypPanicExit, TraceFormat } from '../../hyp/stacktrace';
+import type { HypPanicExit } from '../../hyp/stacktrace';
 import { OVERFLOW_STACK_SIZE, overflowStackBase, hypStackBase, pkvmStacktraceHypVa, pkvmStacktraceKernVa } from '../../hyp/stacktrace-layout';
 import { MemoryFault, type AddressSpace } from '../../hyp/stacktrace-memory';
 import type { UnwindArgs } from '../../types/calls';
@@ -92,9 +92,9 @@ function checkTerminated(sc: Scenario): void {
   throw new Violation({ property: P.stacktraceBufferTerminated, message: `EL2 left no 0 in the ${N}-entry pkvm_stacktrace buffer` });
 }
 
-/** Builds the scenario, corrupts it, and runs the panic: EL2's save, then the host's printing. */
-export function runHyp(args: UnwindArgs, bugs: readonly UnwinderBug[], format: TraceFormat = 'upstream'): HypRun {
-  const sc = buildScenario(args, bugs, format);
+/** Builds the scenario, corrupts it, and runs the panic: EL2's save, then the host's printing in args.format. */
+export function runHyp(args: UnwindArgs, bugs: readonly UnwinderBug[]): HypRun {
+  const sc = buildScenario(args, bugs);
   applyCorruptions(sc, ['hyp', 'overflow']);
   const stacks = { hyp: snapshot(targetBytes(sc, 'hyp')), overflow: snapshot(targetBytes(sc, 'overflow')) };
   const mem = sc.memory.mem;

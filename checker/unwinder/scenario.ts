@@ -1,7 +1,7 @@
 // Builds an unwinder scenario from its call's arguments: one simulated CPU, a hyp call chain on its
 // stack that ends in a panic, and the corruptions written over its memory.
 import seedrandom from 'seedrandom';
-import { NvheStacktrace, type TraceFormat } from '../../hyp/stacktrace';
+import { NvheStacktrace } from '../../hyp/stacktrace';
 import { NvheCpu, nvheCpuMemory, type NvheCpuMemory, type PanicPoint } from '../../hyp/stacktrace-cpu';
 import { OVERFLOW_STACK_SIZE, hypStackBase, nvheLayout, type NvheLayout } from '../../hyp/stacktrace-layout';
 import { u64 } from '../../hyp/stacktrace-memory';
@@ -55,12 +55,12 @@ function runChain(cpu: NvheCpu, args: UnwindArgs): void {
 }
 
 /** The scenario, up to the point where hyp_panic is about to unwind; stack corruptions not applied. */
-export function buildScenario(args: UnwindArgs, bugs: readonly UnwinderBug[] = [], format: TraceFormat = 'upstream'): Scenario {
+export function buildScenario(args: UnwindArgs, bugs: readonly UnwinderBug[] = []): Scenario {
   if (args.scenario !== 'recursive_death' && args.scenario !== 'call_chain') throw new Error(`unknown unwinder scenario ${args.scenario}`);
   const layout = nvheLayout(args.seed, args.page_size);
   const isProtected = args.mode === 'protected';
   const memory = nvheCpuMemory(layout, isProtected);
-  const st = new NvheStacktrace(layout, memory.mem, { protected: isProtected, format });
+  const st = new NvheStacktrace(layout, memory.mem, { protected: isProtected, format: args.format ?? 'upstream' });
   for (const b of bugs) b.inject(st);
   const cpu = new NvheCpu(layout, memory, st);
   cpu.fill_stale_memory();
