@@ -2,7 +2,7 @@
 // and the ownership transitions between host, hyp and the secure world (ffa).
 import { EAGAIN, EBUSY, EINVAL, EPERM, ERANGE } from '../types/errno';
 import { PA_PFNS, type MachineConfig } from '../types/config';
-import { kernelOf, U64_PFNS, type KernelSemantics } from '../types/kernel';
+import { kernelOf, pinLimit, U64_PFNS, type KernelSemantics } from '../types/kernel';
 import { BUG_ON } from './bug';
 import { HostFaultLog } from './fault-log';
 import { PhysMem } from './memory';
@@ -431,9 +431,13 @@ export class Hyp {
     return this.transition(pfn, nr, (p) => this.hyp_page_ref_dec(p));
   }
 
-  /** hyp_page_ref_inc: `struct hyp_page`'s refcount is a u16, BUG_ON(refcount == USHRT_MAX) (memory.h:54). */
+  /**
+   * hyp_page_ref_inc: `struct hyp_page`'s refcount is a u16, BUG_ON(refcount == USHRT_MAX) (memory.h:54);
+   * USHRT_MAX is the machine's pinLimit (types/kernel.ts: a simulation-only override when set).
+   */
   hyp_page_ref_inc(pfn: number): void {
-    BUG_ON(this.vmemmap.refcount(pfn) >= this.kernel.maxPins, `pfn 0x${pfn.toString(16)} pinned ${this.kernel.maxPins} times`);
+    const limit = pinLimit(this.config);
+    BUG_ON(this.vmemmap.refcount(pfn) >= limit, `pfn 0x${pfn.toString(16)} pinned ${limit} times`);
     this.vmemmap.page_ref_add(pfn, 1);
   }
 

@@ -70,6 +70,14 @@ describe('trace round trip', () => {
     expect(parseTrace(trace({ config: { memory: [[0, 4096]] } }), FILE).config).toEqual({ memory: [[0, 4096]], pageSize: 4096 });
   });
 
+  test('a simulation-only pinLimit reads back, and is written only when set', () => {
+    const t = parseTrace(trace({ config: { pinLimit: 4 } }), FILE);
+    expect(t.config).toEqual({ ...DEFAULT_CONFIG, pinLimit: 4 });
+    expect(encodeTrace(t)).toContain('"config": { "memory": [[262144, 4096]], "pageSize": 4096, "pinLimit": 4 },');
+    expect(parseTrace(encodeTrace(t), FILE)).toEqual(t);
+    expect(encodeTrace(parseTrace(trace({}), FILE))).not.toContain('pinLimit');
+  });
+
   test('"$N" references, prot strings and errno names survive', () => {
     const text = trace({
       steps: [
@@ -140,7 +148,10 @@ describe('malformed traces: one line naming the file, the step and the field', (
       trace({ config: { memory: [[0xfffffff, 2]] } }),
       `${FILE}: field "config.memory[0]": expected a region inside the 40-bit PA space (pfns below 0x10000000), got [268435455,2]`,
     ],
-    ['unknown config field', trace({ config: { cpus: 4 } }), `${FILE}: field "config.cpus": unknown field (allowed: memory, pageSize, kernel)`],
+    ['unknown config field', trace({ config: { cpus: 4 } }), `${FILE}: field "config.cpus": unknown field (allowed: memory, pageSize, kernel, pinLimit)`],
+    ['pinLimit 0', trace({ config: { pinLimit: 0 } }), `${FILE}: field "config.pinLimit": expected an integer from 1 to 65535 (pins a page holds; simulation only), got 0`],
+    ['pinLimit past the u16', trace({ config: { pinLimit: 65536 } }), `${FILE}: field "config.pinLimit": expected an integer from 1 to 65535 (pins a page holds; simulation only), got 65536`],
+    ['pinLimit not an integer', trace({ config: { pinLimit: '4' } }), `${FILE}: field "config.pinLimit": expected an integer from 1 to 65535 (pins a page holds; simulation only), got "4"`],
     ['unknown kernel', trace({ config: { kernel: '6.14' } }), `${FILE}: field "config.kernel": expected "6.12" or "6.16", got "6.14"`],
     ['inject not a string', trace({ inject: 3 }), `${FILE}: field "inject": expected a bug id listed by \`pkvm-check bugs\`, or null, got 3`],
     ['inject an unknown bug', trace({ inject: 'no-such-bug' }), `${FILE}: field "inject": expected a bug id listed by \`pkvm-check bugs\`, or null, got "no-such-bug"`],

@@ -2,6 +2,7 @@
 // a freshly built hyp instance. hyp/ itself carries no bug flags.
 import { EAGAIN, EPERM } from '../../types/errno';
 import { MAX_VMS } from '../../types/config';
+import { pinLimit } from '../../types/kernel';
 import type { Pkvm } from '../../hyp/pkvm';
 import * as pt from '../../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED } from '../../hyp/vmemmap';
@@ -186,6 +187,19 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
           () => h.__host_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_OWNED),
           () => h.__hyp_check_page_state_range(pfn, nr, PKVM_PAGE_SHARED_BORROWED),
         );
+    },
+  },
+  {
+    id: 'pin-count-wraps',
+    description: "hyp_page_ref_inc without its BUG_ON(refcount == USHRT_MAX): a page's 65,536th pin wraps the u16 refcount to 0 instead of panicking, and the page reads as unpinned",
+    suite: 'ownership',
+    beyondExplorer: 'the explorer pins a page at most --max-pins times, and its pages hold 65,535 pins (explore --config with a small pinLimit finds it)',
+    inject: (h) => {
+      h.hyp_page_ref_inc = (pfn) => {
+        // The count holds pinLimit + 1 values (0 to the limit, 65,535 on the kernel): one more is 0.
+        const n = h.vmemmap.refcount(pfn);
+        h.vmemmap.page_ref_add(pfn, n >= pinLimit(h.config) ? -n : 1);
+      };
     },
   },
   {

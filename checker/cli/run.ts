@@ -19,6 +19,7 @@ import type { KernelVersion } from '../../types/kernel';
 import type { MachineConfig } from '../../types/config';
 import { readConfigFile } from '../trace/file';
 import { unsupportedCalls } from '../suites';
+import { configFor } from '../targets/spec';
 
 export const DEFAULT_RUNS = 200;
 export const DEFAULT_MAX_STEPS = 80;
@@ -110,6 +111,14 @@ function parseRun(argv: string[]): { request: RunRequest; suites: SuiteName[]; o
   };
   // One machine for every sequence instead of the rotation (checker/machines.ts).
   const config = values.config === undefined ? undefined : readConfigFile(values.config);
+  // A machine the kernel target cannot run (another version, a simulation-only pinLimit): one line now.
+  if (config && values.target === 'kernel') {
+    try {
+      configFor({ name: 'kernel', imageDir: '' }, config);
+    } catch (e) {
+      throw e instanceof InputError ? new InputError(`${values.config}: ${e.message}`) : e;
+    }
+  }
   const outDir = outputDir('out', values.out, 'counterexamples');
   const reportsDir = outputDir('reports', values.reports, 'reports');
   checkStepSummary(process.env.GITHUB_STEP_SUMMARY);

@@ -1,7 +1,7 @@
 // Which target a run or replay drives, as plain data (it crosses into the run's worker thread and
 // into the commands a report prints), and how to make one.
 import type { MachineConfig } from '../../types/config';
-import type { KernelVersion } from '../../types/kernel';
+import { kernelOf, type KernelVersion } from '../../types/kernel';
 import { InputError } from '../vocabulary';
 import type { CallName } from '../../types/calls';
 import type { HypBug } from '../bugs/ownership';
@@ -31,7 +31,12 @@ export function configFor(spec: TargetSpec, config: MachineConfig): MachineConfi
   if (spec.name === 'sim') return config;
   if (config.kernel !== undefined && config.kernel !== KERNEL_TARGET_VERSION)
     throw new InputError(`config.kernel: the trace is written for Linux ${config.kernel}; the kernel target runs ${KERNEL_TARGET_VERSION}`);
-  return { ...config, kernel: KERNEL_TARGET_VERSION };
+  const machine: MachineConfig = { ...config, kernel: KERNEL_TARGET_VERSION };
+  // pinLimit stands in for the u16 refcount on the simulation only: the real one holds what it holds.
+  const limit = kernelOf(machine).maxPins;
+  if (config.pinLimit !== undefined && config.pinLimit !== limit)
+    throw new InputError(`config.pinLimit: ${config.pinLimit} is a simulation-only pin limit; the kernel target's pages hold ${limit} pins (u16 refcount), so it cannot run this config`);
+  return machine;
 }
 
 /** What a target can run, known without making one. */

@@ -1,9 +1,10 @@
 // A trace's machine: which page frames are memory (everything else is MMIO), the stage-2 granule and
-// the kernel version modelled. Validated here with the same one-line messages as a step; absent fields
-// take DEFAULT_CONFIG's value, and a trace without `kernel` models DEFAULT_KERNEL.
+// the kernel version modelled, and optionally a simulation-only pin limit. Validated here with the same
+// one-line messages as a step; absent fields take DEFAULT_CONFIG's value, a trace without `kernel`
+// models DEFAULT_KERNEL, and one without `pinLimit` the kernel's own.
 import { hypLayout } from '../../hyp/setup';
 import { DEFAULT_CONFIG, PA_PFNS, type MachineConfig, type MemoryRegion } from '../../types/config';
-import { isKernelVersion, KERNEL_VERSIONS, type KernelVersion } from '../../types/kernel';
+import { isKernelVersion, KERNEL_VERSIONS, KERNELS, type KernelVersion } from '../../types/kernel';
 import { InputError } from '../vocabulary';
 import { checkLimit, MAX_MEMORY_PAGES } from './limits';
 
@@ -12,6 +13,8 @@ const show = (v: unknown): string => (v === undefined ? 'nothing' : (JSON.string
 const bad = (field: string, expected: string, value: unknown): never => {
   throw new InputError(`field "${field}": expected ${expected}, got ${show(value)}`);
 };
+
+const CONFIG_FIELDS: readonly string[] = ['memory', 'pageSize', 'kernel', 'pinLimit'];
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -60,25 +63,41 @@ export function parseKernelVersion(v: unknown, what = 'field "config.kernel"'): 
   throw new InputError(`${what}: expected ${KERNEL_VERSIONS.map((k) => `"${k}"`).join(' or ')}, got ${show(v)}`);
 }
 
+/** The largest `pinLimit` a config may set: the kernel's own u16 limit (the same in every version). */
+const MAX_PIN_LIMIT = Math.min(...KERNEL_VERSIONS.map((k) => KERNELS[k].maxPins));
+
+/** A simulation-only pin limit (types/config.ts): an integer from 1 to the kernel's 65,535. */
+function parsePinLimit(v: unknown): number {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= MAX_PIN_LIMIT) return v;
+  return bad('config.pinLimit', `an integer from 1 to ${MAX_PIN_LIMIT} (pins a page holds; simulation only)`, v);
+}
+
 /** Decodes the `config` field of a trace (`undefined` when absent). Throws InputError naming the field. */
 export function parseConfig(raw: unknown): MachineConfig {
   if (raw === undefined) return DEFAULT_CONFIG;
-  if (!isObject(raw)) return bad('config', 'an object { memory, pageSize, kernel }', raw);
-  for (const k of Object.keys(raw)) if (k !== 'memory' && k !== 'pageSize' && k !== 'kernel') throw new InputError(`field "config.${k}": unknown field (allowed: memory, pageSize, kernel)`);
+  if (!isObject(raw)) return bad('config', 'an object { memory, pageSize, kernel, pinLimit }', raw);
+  for (const k of Object.keys(raw)) if (!CONFIG_FIELDS.includes(k)) throw new InputError(`field "config.${k}": unknown field (allowed: ${CONFIG_FIELDS.join(', ')})`);
   const memory = raw.memory === undefined ? DEFAULT_CONFIG.memory : parseMemory(raw.memory);
   const pageSize = raw.pageSize === undefined ? DEFAULT_CONFIG.pageSize : raw.pageSize;
   if (pageSize !== 4096) bad('config.pageSize', '4096 (the only simulated stage-2 granule)', pageSize);
-  const config: MachineConfig = raw.kernel === undefined ? { memory, pageSize: 4096 } : { memory, pageSize: 4096, kernel: parseKernelVersion(raw.kernel) };
+  const config: MachineConfig = {
+    memory,
+    pageSize: 4096,
+    ...(raw.kernel === undefined ? {} : { kernel: parseKernelVersion(raw.kernel) }),
+    ...(raw.pinLimit === undefined ? {} : { pinLimit: parsePinLimit(raw.pinLimit) }),
+  };
   if (raw.memory !== undefined) checkBootable(config);
   return config;
 }
 
 /**
  * The config as one line of JSON, in the CONTRACT's layout: `{ "memory": [[262144, 4096]], "pageSize":
- * 4096 }`, with `"kernel": "6.12"` after them when the config names a version.
+ * 4096 }`, with `"kernel": "6.12"` after them when the config names a version and `"pinLimit": 8` when
+ * it sets one.
  */
 export function encodeConfig(c: MachineConfig): string {
   const memory = c.memory.map(([first, pages]) => `[${first}, ${pages}]`).join(', ');
   const kernel = c.kernel === undefined ? '' : `, "kernel": "${c.kernel}"`;
-  return `{ "memory": [${memory}], "pageSize": ${c.pageSize}${kernel} }`;
+  const pins = c.pinLimit === undefined ? '' : `, "pinLimit": ${c.pinLimit}`;
+  return `{ "memory": [${memory}], "pageSize": ${c.pageSize}${kernel}${pins} }`;
 }
