@@ -3,6 +3,18 @@
 // An action is resolved against the current model state (a VM slot becomes the handle of the VM
 // created from that slot's donation, if any) and may be disabled (pins are capped, so the state
 // space is finite).
+//
+// Geometry (where those pages lie; `--geometry`): by default the hot pages start the first memory
+// region, inside one 2 MiB block, and the VM slots start 64 pages further on. Features, combinable:
+// - straddle: the hot pages straddle a 2 MiB boundary, half (rounded up) below it and the rest above.
+// - near: the VM slots start right after the last hot page (adjacent pfns, same 2 MiB block), and
+//   ranged calls also cover all hot pages plus the first page of slot 0 (a VM's page when one exists).
+// - block: a 2 MiB-aligned block of 512 host pages, touched only as a whole: shared with each VM slot
+//   at gfn 0 (nr_pages 512, so it collides with the single-page shares at gfns 0..G-1) and unshared,
+//   and a host access to its first page (which lets hyp map it as one block in the host stage-2).
+//   Its pages stay host-owned and change together (lent to 0, 1, .. VMs), so the block adds a few
+//   states, not 512 pages' worth; all 512 are `relevant`, since the snapshots restore and the keys
+//   encode exactly the relevant pages.
 import { hex } from '../vocabulary';
 import type { CallName, Prot } from '../../types/calls';
 import { DEFAULT_CONFIG, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES, type MachineConfig } from '../../types/config';
@@ -26,8 +38,14 @@ export const EXPLORE_CALLS: readonly CallName[] = [
   'host_access',
 ];
 
+/** Geometry features (see the top of this file); none is the default geometry. */
+export const GEOMETRY_FEATURES = ['straddle', 'near', 'block'] as const;
+export type GeometryFeature = (typeof GEOMETRY_FEATURES)[number];
+
 export interface AlphabetOptions {
   readonly config?: MachineConfig;
+  /** Where the hot pages, the VM slots and a shared block lie (default: none of the features). */
+  readonly geometry?: readonly GeometryFeature[];
   readonly pages: number;
   readonly vms: number;
   readonly gfns: number;
@@ -51,8 +69,12 @@ export interface Universe {
   readonly slots: readonly number[];
   readonly slotPages: number;
   readonly relevant: readonly number[];
-  /** Hot pages lie in one 2 MiB block, so hyp's block logic treats them alike (page symmetry is sound). */
+  /** Hot pages lie in one 2 MiB block (false with the straddle geometry). */
   readonly hotInOneBlock: boolean;
+  /** First pfn of the 2 MiB block shared with guests as a whole (the block geometry), else null. */
+  readonly block: number | null;
+  /** The geometry features in use, in GEOMETRY_FEATURES order. */
+  readonly geometry: readonly GeometryFeature[];
 }
 
 const RW: Prot = { r: true, w: true, x: false };
@@ -61,17 +83,39 @@ export const GARBAGE_HANDLE = VM_HANDLE_OFFSET + MAX_VMS;
 /** An MMIO pfn (below the default memory region). */
 const MMIO_PFN = 0x1000;
 
+/** The 2 MiB block (as a block number) holding `pfn`. */
+export const blockOf = (pfn: number): number => Math.floor(pfn / PTRS_PER_TABLE);
+
+const alignUp = (pfn: number): number => Math.ceil(pfn / PTRS_PER_TABLE) * PTRS_PER_TABLE;
+
 export function universe(o: AlphabetOptions): Universe {
   const config = o.config ?? DEFAULT_CONFIG;
+  const geometry = GEOMETRY_FEATURES.filter((f) => o.geometry?.includes(f));
+  const has = (f: GeometryFeature) => geometry.includes(f);
   const [base, size] = config.memory[0];
+  // Everything lies in the first half of the first region: hyp's carve-out takes the end of the
+  // largest region, and is never more than half of it (hyp/setup.ts).
+  const limit = base + size / 2;
   const slotPages = VM_MIN_PAGES + 1;
-  const slotBase = base + Math.max(64, o.pages);
-  if (o.pages < 1 || slotBase + o.vms * slotPages > base + size / 2) throw new Error(`explore: ${o.pages} pages and ${o.vms} VMs do not fit the first memory region`);
-  const hot = Array.from({ length: o.pages }, (_, i) => base + i);
+  if (has('straddle') && o.pages < 2) throw new Error('explore: --geometry straddle needs at least 2 hot pages (--pages 2 or more)');
+  // Straddling: the first 2 MiB boundary with room for ceil(pages / 2) hot pages below it.
+  const below = Math.ceil(o.pages / 2);
+  const first = has('straddle') ? alignUp(base + below) - below : base;
+  const hotEnd = first + o.pages;
+  const slotBase = has('near') ? hotEnd : Math.max(first + 64, hotEnd);
+  const slotsEnd = slotBase + o.vms * slotPages;
+  if (o.pages < 1 || slotsEnd > limit) throw new Error(`explore: ${o.pages} pages and ${o.vms} VMs do not fit the first memory region`);
+  const hot = Array.from({ length: o.pages }, (_, i) => first + i);
   const slots = Array.from({ length: o.vms }, (_, v) => slotBase + v * slotPages);
   const relevant = [...hot, ...slots.flatMap((f) => Array.from({ length: slotPages }, (_, i) => f + i))];
-  const block = (p: number) => Math.floor(p / PTRS_PER_TABLE);
-  return { config, hot, slots, slotPages, relevant, hotInOneBlock: hot.every((p) => block(p) === block(hot[0])) };
+  let block: number | null = null;
+  if (has('block')) {
+    // The first aligned block clear of the hot pages and the slots.
+    for (let b = alignUp(base); b + PTRS_PER_TABLE <= limit && block === null; b += PTRS_PER_TABLE) if (b >= slotsEnd || b + PTRS_PER_TABLE <= first) block = b;
+    if (block === null) throw new Error('explore: no 2 MiB block free for --geometry block in the first half of the first memory region');
+    for (let i = 0; i < PTRS_PER_TABLE; i++) relevant.push(block + i);
+  }
+  return { config, hot, slots, slotPages, relevant, hotInOneBlock: hot.every((p) => blockOf(p) === blockOf(hot[0])), block, geometry };
 }
 
 /** The handle of the VM created from slot `v`'s donation, or a handle no VM has. */
@@ -118,6 +162,15 @@ export function buildAlphabet(o: AlphabetOptions): { universe: Universe; actions
     add('hyp_pin_shared_mem', `pin ${tag}`, (s) => (u.hot.every((p) => page(s, p).pins < o.maxPins) ? { call: 'hyp_pin_shared_mem', args: all } : null));
     add('hyp_unpin_shared_mem', `unpin ${tag}`, fixed({ call: 'hyp_unpin_shared_mem', args: all }));
   }
+  // Near: ranges over every hot page and the first page of slot 0 (still unchanged by permuting hot pages).
+  if (u.geometry.includes('near') && u.slots.length > 0) {
+    const over = { pfn: u.hot[0], nr_pages: u.hot.length + 1 };
+    const tag = `${hex(over.pfn)}+${over.nr_pages}`;
+    add('__pkvm_host_donate_hyp', `donate_hyp ${tag}`, fixed({ call: '__pkvm_host_donate_hyp', args: over }));
+    add('__pkvm_hyp_donate_host', `hyp_donate_host ${tag}`, fixed({ call: '__pkvm_hyp_donate_host', args: over }));
+    add('__pkvm_host_share_ffa', `share_ffa ${tag}`, fixed({ call: '__pkvm_host_share_ffa', args: over }));
+    add('__pkvm_host_unshare_ffa', `unshare_ffa ${tag}`, fixed({ call: '__pkvm_host_unshare_ffa', args: over }));
+  }
   u.slots.forEach((first, v) => {
     add('__pkvm_init_vm', `init_vm slot ${v}`, fixed({ call: '__pkvm_init_vm', args: { pfn: first, nr_pages: u.slotPages } }));
     add('__pkvm_teardown_vm', `teardown_vm slot ${v}`, (s) => ({ call: '__pkvm_teardown_vm', args: { vm: slotHandle(s, u, v) } }));
@@ -131,6 +184,19 @@ export function buildAlphabet(o: AlphabetOptions): { universe: Universe; actions
       add('__pkvm_host_unshare_guest', `unshare_guest gfn ${gfn} slot ${v}`, (s) => ({ call: '__pkvm_host_unshare_guest', args: { gfn, nr_pages: 1, vm: slotHandle(s, u, v) } }));
     }
   });
+  // Block: the 512 pages move together, so they add a handful of states, not 512 pages' worth.
+  if (u.block !== null) {
+    const whole = { pfn: u.block, nr_pages: PTRS_PER_TABLE };
+    const tag = `${hex(whole.pfn)}+${PTRS_PER_TABLE}`;
+    add('host_access', `access ${hex(whole.pfn)} r`, fixed({ call: 'host_access', args: { pfn: whole.pfn, write: false } }));
+    u.slots.forEach((_, v) => {
+      add('__pkvm_host_share_guest', `share_guest ${tag} gfn 0 slot ${v}`, (s) => ({
+        call: '__pkvm_host_share_guest',
+        args: { pfn: whole.pfn, gfn: 0, nr_pages: PTRS_PER_TABLE, vm: slotHandle(s, u, v), prot: RW },
+      }));
+      add('__pkvm_host_unshare_guest', `unshare_guest gfn 0+${PTRS_PER_TABLE} slot ${v}`, (s) => ({ call: '__pkvm_host_unshare_guest', args: { gfn: 0, nr_pages: PTRS_PER_TABLE, vm: slotHandle(s, u, v) } }));
+    });
+  }
   // Garbage: an MMIO pfn for the single-page calls, a range crossing the region's end for ranged calls.
   add('__pkvm_host_share_hyp', 'share_hyp mmio', fixed({ call: '__pkvm_host_share_hyp', args: { pfn: MMIO_PFN } }));
   add('__pkvm_host_unshare_hyp', 'unshare_hyp mmio', fixed({ call: '__pkvm_host_unshare_hyp', args: { pfn: MMIO_PFN } }));

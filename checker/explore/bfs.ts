@@ -26,8 +26,9 @@ import { resultName } from '../lockstep';
 import type { Coverage, Failure } from '../suite-types';
 import type { TraceStep } from '../vocabulary';
 import { isValid, isZero, translate } from '../walk';
+import { kvm_granule_pages } from '../../hyp/pgtable';
 import type { State } from '../../model';
-import { buildAlphabet, type Action } from './alphabet';
+import { buildAlphabet, type Action, type GeometryFeature } from './alphabet';
 import { Canonicalizer } from './canonical';
 import { HashSet53 } from './hash-set';
 import { LockstepEngine, ModelEngine, type Engine } from './engine';
@@ -36,6 +37,8 @@ import { restoreModel, saveModel, type ModelSnapshot } from './snapshot';
 
 export interface ExploreOptions {
   readonly config?: MachineConfig;
+  /** Where the hot pages, VM slots and a shared block lie (alphabet.ts); default: none of the features. */
+  readonly geometry?: readonly GeometryFeature[];
   readonly pages: number;
   readonly vms: number;
   readonly gfns: number;
@@ -73,6 +76,8 @@ export interface ExploreResult {
   readonly durationMs: number;
   readonly alphabet: number;
   readonly pageSymmetry: boolean;
+  /** The geometry features explored (none: the default geometry). */
+  readonly geometry: readonly GeometryFeature[];
   readonly coverage: Coverage;
   readonly failure: Failure | null;
   /** The shortest failing sequence (BFS order), when a check failed. */
@@ -179,6 +184,7 @@ function search(o: ExploreOptions, config: MachineConfig, engine: Engine): Explo
     durationMs: performance.now() - started,
     alphabet: actions.length,
     pageSymmetry: canon.pageSymmetry,
+    geometry: u.geometry,
     coverage: coverage(),
     failure,
     trace,
@@ -251,12 +257,26 @@ function search(o: ExploreOptions, config: MachineConfig, engine: Engine): Explo
   return done(null, null, true);
 }
 
-/** Host stage-2 leaf of a pfn as a small integer: level * 3 + (zero 0, valid 1, annotation 2). */
-function hostStage2Shape(engine: LockstepEngine): (pfn: number) => number {
+/**
+ * Host stage-2 leaf of each pfn as a small integer: level * 3 + (zero 0, valid 1, annotation 2).
+ * A leaf above the last level covers its whole aligned span, so the next pfns inside it (a shared
+ * 2 MiB block's) take its shape without another walk.
+ */
+function hostStage2Shape(engine: LockstepEngine): (pfns: readonly number[], out: number[]) => void {
   const hyp = engine.ls.hyp;
-  return (pfn) => {
-    const t = translate(hyp.mem, hyp.host_mmu, pfn);
-    return t.level * 3 + (isZero(t) ? 0 : isValid(t) ? 1 : 2);
+  return (pfns, out) => {
+    let [spanStart, spanEnd, shape] = [0, 0, 0];
+    for (let i = 0; i < pfns.length; i++) {
+      const pfn = pfns[i];
+      if (pfn < spanStart || pfn >= spanEnd) {
+        const t = translate(hyp.mem, hyp.host_mmu, pfn);
+        shape = t.level * 3 + (isZero(t) ? 0 : isValid(t) ? 1 : 2);
+        const size = kvm_granule_pages(t.level);
+        spanStart = pfn - (pfn % size);
+        spanEnd = spanStart + size;
+      }
+      out[i] = shape;
+    }
   };
 }
 

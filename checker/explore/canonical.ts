@@ -9,18 +9,21 @@
 //   (the alphabet names VMs by slot), so states equal up to handle renaming are merged.
 // - Page symmetry: hot pages are permuted and the lexicographically least encoding is kept. Sound
 //   because every hot page gets the same single-page actions (and the ranged actions cover all of
-//   them at once), and only applied when all hot pages lie in one 2 MiB block (so hyp's block
-//   mappings treat them alike) and there are at most 5. It assumes hyp's behaviour does not depend
-//   on a hot page's offset inside that block; the tests check that no catalogued bug is missed and
-//   no counterexample gets longer with it.
+//   them at once), but only among hot pages of one 2 MiB block: hyp's block mappings treat pages of
+//   one block alike, and pages of two blocks differently (with the straddle geometry the pages below
+//   the boundary are permuted among themselves, and those above among themselves, never across).
+//   Applied when that makes at most 120 permutations (5 pages in one block). It assumes hyp's
+//   behaviour does not depend on a hot page's offset inside its block; the tests check that no
+//   catalogued bug is missed and no counterexample gets longer with it.
 //
 // With --no-symmetry the key keeps handles as they are and pages in place: counts are then
 // comparable with other model checkers.
 import type { Page, State } from '../../model';
-import { VM_HANDLE_OFFSET } from '../../types/config';
-import type { Universe } from './alphabet';
+import { PTRS_PER_TABLE, VM_HANDLE_OFFSET } from '../../types/config';
+import { blockOf, type Universe } from './alphabet';
 
-const MAX_PERMUTED_PAGES = 5;
+/** 5! : all orders of 5 hot pages in one block. */
+const MAX_PERMUTATIONS = 120;
 
 function permutations(n: number): number[][] {
   if (n === 0) return [[]];
@@ -28,6 +31,24 @@ function permutations(n: number): number[][] {
   for (const rest of permutations(n - 1)) for (let i = 0; i <= rest.length; i++) out.push([...rest.slice(0, i), n - 1, ...rest.slice(i)]);
   return out;
 }
+
+/**
+ * The permutations of indices 0..groups.length-1 that keep every index inside its group (`groups`
+ * lists a group id per index, equal ids adjacent): the product of each group's permutations.
+ */
+function groupPermutations(groups: readonly number[]): number[][] {
+  let out: number[][] = [[]];
+  for (let start = 0; start < groups.length; ) {
+    let end = start;
+    while (end < groups.length && groups[end] === groups[start]) end++;
+    const within = permutations(end - start).map((p) => p.map((j) => j + start));
+    out = out.flatMap((prefix) => within.map((p) => [...prefix, ...p]));
+    start = end;
+  }
+  return out;
+}
+
+const factorial = (n: number): number => (n <= 1 ? 1 : n * factorial(n - 1));
 
 /** Hot pages are named by index in the key; other pfns by value, offset past any index. */
 const PFN_BASE = 1 << 8;
@@ -37,8 +58,10 @@ const PFN_BASE = 1 << 8;
  * them by a hash of the lexicographically least vector over the symmetries in use.
  */
 export class Canonicalizer {
-  /** Each permutation maps hot page index j to its new index perm[j]. */
+  /** Each permutation maps hot page index j to its new index perm[j] (inside j's 2 MiB block). */
   private readonly perms: number[][];
+  /** Per hot page index, whether it lies in the same 2 MiB block as the previous one. */
+  private readonly sameBlockAsPrevious: boolean[];
   private readonly hotIndex = new Map<number, number>();
   private best: number[] = [];
   /** Per relevant pfn, the shape term of its code (computed once per key, not per permutation). */
@@ -53,15 +76,19 @@ export class Canonicalizer {
   /**
    * `shape`, when given, adds a small integer per relevant pfn for hyp state the model does not
    * determine (the lazily built host stage-2: see bfs.ts); it moves with its page under permutations.
+   * It fills `out[i]` for each `pfns[i]` (all at once, so it can walk a 2 MiB block once, not 512 times).
    */
   constructor(
     private readonly u: Universe,
     readonly symmetry: boolean,
-    private readonly shape: ((pfn: number) => number) | null = null,
+    private readonly shape: ((pfns: readonly number[], out: number[]) => void) | null = null,
   ) {
     u.hot.forEach((p, i) => this.hotIndex.set(p, i));
-    const permute = symmetry && u.hotInOneBlock && u.hot.length <= MAX_PERMUTED_PAGES;
-    this.perms = permute ? permutations(u.hot.length) : [u.hot.map((_, i) => i)];
+    const groups = u.hot.map(blockOf);
+    this.sameBlockAsPrevious = groups.map((g, i) => i > 0 && g === groups[i - 1]);
+    const count = groups.reduce((n, g, i) => n * (this.sameBlockAsPrevious[i] ? 1 : factorial(groups.filter((h) => h === g).length)), 1);
+    const permute = symmetry && count <= MAX_PERMUTATIONS;
+    this.perms = permute ? groupPermutations(groups) : [u.hot.map((_, i) => i)];
   }
 
   /** Whether page permutations are applied (VM renaming is applied whenever `symmetry` is). */
@@ -72,14 +99,17 @@ export class Canonicalizer {
   /** A 53-bit key, equal for two states that are the same up to the symmetries in use. */
   key(s: State): number {
     const { relevant } = this.u;
-    if (this.shape !== null) for (let i = 0; i < relevant.length; i++) this.shapes[i] = this.shape(relevant[i]) * 2 ** 40;
+    if (this.shape !== null) {
+      this.shape(relevant, this.shapes);
+      for (let i = 0; i < relevant.length; i++) this.shapes[i] *= 2 ** 40;
+    }
     // The least encoding starts with the hot pages' codes in ascending order, so only permutations
     // that sort them can give it: the others are skipped before encoding the rest of the state.
     const codes = this.codes;
     for (let j = 0; j < this.u.hot.length; j++) codes[j] = this.pageCode(j, s.pages.get(this.u.hot[j]));
     let bestLen = -1;
     for (const perm of this.perms) {
-      if (this.perms.length > 1 && !sortsCodes(perm, codes, this.sorted)) continue;
+      if (this.perms.length > 1 && !sortsCodes(perm, codes, this.sorted, this.sameBlockAsPrevious)) continue;
       const n = this.encode(s, perm, this.cur);
       if (bestLen < 0 || less(this.cur, n, this.best, bestLen)) {
         [this.best, this.cur] = [this.cur, this.best];
@@ -109,7 +139,18 @@ export class Canonicalizer {
     const { hot, relevant, slots } = this.u;
     for (let j = 0; j < hot.length; j++) out[perm[j]] = this.pageCode(j, s.pages.get(hot[j]));
     let n = hot.length;
-    for (let i = hot.length; i < relevant.length; i++) out[n++] = this.pageCode(i, s.pages.get(relevant[i]));
+    // The shared block's pages (the last 512 relevant ones) run-length encoded as (code, count) pairs:
+    // they mostly change together, and the pairs still name every page (their counts add up to 512).
+    const plain = this.u.block === null ? relevant.length : relevant.length - PTRS_PER_TABLE;
+    for (let i = hot.length; i < plain; i++) out[n++] = this.pageCode(i, s.pages.get(relevant[i]));
+    for (let i = plain; i < relevant.length; i++) {
+      const code = this.pageCode(i, s.pages.get(relevant[i]));
+      if (i > plain && out[n - 2] === code) out[n - 1]++;
+      else {
+        out[n++] = code;
+        out[n++] = 1;
+      }
+    }
     // VMs in slot order; each with its size, handle (without symmetry) and sorted guest mappings.
     for (let slot = 0; slot < slots.length; slot++) {
       let found = false;
@@ -121,7 +162,9 @@ export class Canonicalizer {
         out[n++] = vm.gfns.size;
         const gfns = this.gfns;
         gfns.length = 0;
-        for (const g of vm.gfns.keys()) gfns.push(g);
+        // A 512-page mapping as its first gfn alone: its 512 gfns are made and removed together,
+        // with consecutive pfns, so the first names them all.
+        for (const [g, m] of vm.gfns) if (m.nr !== PTRS_PER_TABLE || g % PTRS_PER_TABLE === 0) gfns.push(g);
         if (gfns.length > 1) gfns.sort(byNumber);
         for (const g of gfns) {
           const m = vm.gfns.get(g)!;
@@ -143,10 +186,10 @@ export class Canonicalizer {
 
 const byNumber = (a: number, b: number): number => a - b;
 
-/** Whether `perm` (page j to position perm[j]) puts `codes` in ascending order. */
-function sortsCodes(perm: readonly number[], codes: readonly number[], placed: number[]): boolean {
+/** Whether `perm` (page j to position perm[j]) puts `codes` in ascending order inside each block. */
+function sortsCodes(perm: readonly number[], codes: readonly number[], placed: number[], sameBlockAsPrevious: readonly boolean[]): boolean {
   for (let j = 0; j < perm.length; j++) placed[perm[j]] = codes[j];
-  for (let k = 1; k < perm.length; k++) if (placed[k - 1] > placed[k]) return false;
+  for (let k = 1; k < perm.length; k++) if (sameBlockAsPrevious[k] && placed[k - 1] > placed[k]) return false;
   return true;
 }
 
