@@ -7,7 +7,7 @@ import type { CallName } from '../../types/calls';
 import { DEFAULT_CONFIG } from '../../types/config';
 import { hypBugsFor } from '../bugs/catalog';
 import { saveTrace } from '../counterexample';
-import { EXPLORE_CALLS } from '../explore/alphabet';
+import { EXPLORE_CALLS, GEOMETRY_FEATURES, universe, type GeometryFeature } from '../explore/alphabet';
 import { explore, type ExploreResult } from '../explore/bfs';
 import { TRACE_FORMAT, encodeTrace, readConfigFile, replayCommandLine, type TraceFile } from '../trace/file';
 import { formatCall } from '../vocabulary';
@@ -30,6 +30,7 @@ const FLAGS = {
   out: { type: 'string' },
   json: { type: 'boolean' },
   config: { type: 'string' },
+  geometry: { type: 'string' },
   ...TARGET_FLAGS,
 } as const;
 
@@ -48,6 +49,17 @@ function parseCalls(value: string | undefined): CallName[] | null {
   return names as CallName[];
 }
 
+/** `--geometry default` or a comma-separated list of features (checker/explore/alphabet.ts). */
+function parseGeometry(value: string | undefined): GeometryFeature[] {
+  if (value === undefined || value === 'default') return [];
+  const names = value.split(',').map((s) => s.trim());
+  for (const n of names)
+    if (!(GEOMETRY_FEATURES as readonly string[]).includes(n)) throw new UsageError(`--geometry: unknown geometry "${n}" (expected default, or a comma-separated list of: ${GEOMETRY_FEATURES.join(', ')})`);
+  return GEOMETRY_FEATURES.filter((f) => names.includes(f));
+}
+
+const geometryName = (g: readonly GeometryFeature[]): string => (g.length === 0 ? 'default' : g.join(','));
+
 export async function exploreCommand(argv: string[]): Promise<number> {
   const { values: v } = parseFlags(argv, FLAGS);
   const onKernel = v.target === 'kernel';
@@ -58,6 +70,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   const vms = intFlag('vms', v.vms, onKernel ? 0 : 1, 0, onKernel ? 0 : 8);
   const gfns = intFlag('gfns', v.gfns, 2, 0, 64);
   const maxPins = intFlag('max-pins', v['max-pins'], 2, 0, 1000);
+  const geometry = parseGeometry(v.geometry);
   const calls = parseCalls(v.calls) ?? (onKernel ? EXPLORE_CALLS.filter((c) => KERNEL_CALLS.includes(c)) : null);
   if (onKernel && calls) requireSupported({ name: 'kernel', imageDir: '' }, calls, '--calls');
   // The alphabet is ownership calls: only ownership bugs are reachable.
@@ -74,6 +87,12 @@ export async function exploreCommand(argv: string[]): Promise<number> {
   // Last, since it may build a kernel: every other flag was checked first.
   const target = parseTarget(v, bug?.id ?? null);
   const config = configFor(target, kernel === undefined ? machine : { ...machine, kernel });
+  // The pages and the geometry must fit the machine: a one-line usage error, not a stack trace.
+  try {
+    universe({ config, geometry, pages, vms, gfns, maxPins });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^explore: /, ''));
+  }
   const tty = !json && process.stderr.isTTY === true;
   const started = performance.now();
   let logAt = nextLog(0);
@@ -89,6 +108,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
 
   const r = explore({
     config,
+    geometry,
     pages,
     vms,
     gfns,
@@ -129,6 +149,7 @@ export async function exploreCommand(argv: string[]): Promise<number> {
     modelOnly,
     symmetry,
     pageSymmetry: r.pageSymmetry,
+    geometry: geometryName(r.geometry),
     inject: bug?.id ?? null,
     alphabet: r.alphabet,
     bytesPerState,
@@ -160,7 +181,7 @@ function ending(r: ExploreResult, bound: number | null): string {
 function printHuman(r: ExploreResult, out: { statesPerSecond: number; transitionsPerSecond: number; bytesPerState: number; counterexample: string | null; inject: string | null }, bound: number | null, target: TargetSpec): void {
   const lines = [
     `explore: ${r.states} states (${r.abstractStates} model states), ${r.transitions} transitions, depth ${r.depth} (${ending(r, bound)}), ${(r.durationMs / 1000).toFixed(2)} s`,
-    `  ${out.statesPerSecond} states/s, ${out.transitionsPerSecond} transitions/s, ~${out.bytesPerState} bytes/state, alphabet of ${r.alphabet} actions${r.pageSymmetry ? ', page symmetry' : ''}`,
+    `  ${out.statesPerSecond} states/s, ${out.transitionsPerSecond} transitions/s, ~${out.bytesPerState} bytes/state, alphabet of ${r.alphabet} actions${r.pageSymmetry ? ', page symmetry' : ''}${r.geometry.length > 0 ? `, geometry ${geometryName(r.geometry)}` : ''}`,
     `  coverage: ${Object.entries(r.coverage)
       .map(([call, row]) => `${call} {${Object.keys(row).sort().join(' ')}}`)
       .join(', ')}`,

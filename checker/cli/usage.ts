@@ -57,7 +57,7 @@ exit codes: 0 · 2 bad usage`,
   },
   explore: {
     synopsis:
-      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--no-symmetry] [--model-only] [--inject BUG|none] [--config FILE] [--time-limit S] [--max-states N] [--out DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
+      'pkvm-check explore [--pages P] [--depth D] [--vms V] [--gfns G] [--max-pins K] [--calls LIST] [--geometry G] [--no-symmetry] [--model-only] [--inject BUG|none] [--config FILE] [--time-limit S] [--max-states N] [--out DIR] [--json] [--kernel 6.12|6.16] [--target sim|kernel] [--kernel-src DIR]',
     help: `Breadth-first exploration of every call sequence over a finite alphabet, model and implementation in lockstep.
   --pages P       hot pages, 1 to 64 (default 2)
   --depth D       explore states up to D calls from boot, 0 to 65535 (default: to the fixpoint)
@@ -65,6 +65,11 @@ exit codes: 0 · 2 bad usage`,
   --gfns G        guest frames per VM, 0 to 64 (default 2)
   --max-pins K    pins per page, 0 to 1000 (default 2)
   --calls LIST    comma-separated ownership calls to explore (default all)
+  --geometry G    where the pages lie: default (hot pages at the start of one 2 MiB block, VM slots
+                  64 pages on), or a comma-separated list of: straddle (hot pages straddle a 2 MiB
+                  boundary, half below; needs P >= 2), near (VM slots right after the hot pages, and
+                  ranges over the hot pages and slot 0's first page), block (a 2 MiB block of 512
+                  host pages shared with each VM at gfn 0 and unshared as a whole)
   --no-symmetry   no symmetry reduction
   --model-only    explore the model alone
   --inject BUG    an ownership bug (the explorer's alphabet reaches no other); none: no bug
