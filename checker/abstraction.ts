@@ -3,7 +3,7 @@
 import type { Page } from '../model/state';
 import { formatProt, hex } from './vocabulary';
 import type { Pkvm } from '../hyp/pkvm';
-import { KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, kvm_granule_pages, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
+import { KVM_PGTABLE_PROT_SW1, KVM_PTE_LEAF_ATTR_HI_XN, KVM_PTE_LEAF_ATTR_LO_AF, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R, KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W, kvm_granule_pages, kvm_pte_to_pfn, kvm_pte_valid } from '../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED, HYP_PAGE_INTERNAL } from '../hyp/vmemmap';
 import { annotationOwner, isValid, isZero, translate } from './walk';
 
@@ -35,8 +35,9 @@ export const pageKey = (p: AbstractPage | Page): string => `${p.owner}/${p.use}/
 /** A guest leaf's mapping of one gfn as the model writes it: "pfn 0x.. nr N PROT" (the page at `offset` in the leaf). */
 export function describeGuestLeaf(lo: number, hi: number, level: number, offset: number): string {
   const prot = formatProt({ r: (lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0, w: (lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0, x: (hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0 });
-  return `${describeGuestMapping(kvm_pte_to_pfn(lo, hi) + offset, kvm_granule_pages(level), prot)}${kvm_pte_valid(lo) ? '' : ' INVALID'}`;
+  const young = (lo & KVM_PTE_LEAF_ATTR_LO_AF) !== 0;
+  return `${describeGuestMapping(kvm_pte_to_pfn(lo, hi) + offset, kvm_granule_pages(level), prot, young)}${kvm_pte_valid(lo) ? '' : ' INVALID'}`;
 }
 
-/** The same text from the model's side. */
-export const describeGuestMapping = (pfn: number, nr: number, prot: string): string => `pfn ${hex(pfn)} nr ${nr} ${prot}`;
+/** The same text from the model's side; `old` marks a leaf whose access flag is clear. */
+export const describeGuestMapping = (pfn: number, nr: number, prot: string, young: boolean): string => `pfn ${hex(pfn)} nr ${nr} ${prot || 'no access'}${young ? '' : ' old'}`;

@@ -8,9 +8,9 @@
 // to the rule). Every step carries the same six words whatever its call, so the draws, and hence
 // the sequence a seed gives, do not depend on how the rules read them.
 import fc from 'fast-check';
-import type { CallName, Prot } from '../types/calls';
-import { PA_PFNS, PTRS_PER_TABLE, VM_MIN_PAGES, type MachineConfig } from '../types/config';
-import { hostState, hypState, page, type Page, type State } from '../model/state';
+import { GUEST_ATTRIBUTE_CALLS, GUEST_SHARE_CALLS, type CallName, type Prot } from '../types/calls';
+import { GUEST_IPA_PFNS, PA_PFNS, PTRS_PER_TABLE, VM_MIN_PAGES, VM_VCPUS, type MachineConfig } from '../types/config';
+import { hostState, hypState, page, type GuestMapping, type Page, type State } from '../model/state';
 import type { TraceStep, VmRef } from './vocabulary';
 
 export interface AbstractStep {
@@ -66,6 +66,14 @@ function boundaryPage(config: MachineConfig, d: number): number {
   const [first, nr] = oneOf(config.memory, d);
   const block = first + PTRS_PER_TABLE * ((d >>> 3) % Math.max(1, nr / PTRS_PER_TABLE));
   return oneOf([first - 1, first, block - 1, block, block + 1, first + nr - 1, first + nr], d >>> 12);
+}
+
+/** The first page of a 2 MiB block that lies wholly in a memory region (most are untouched: shareable). */
+function anyBlock(config: MachineConfig, d: number): number {
+  const [first, nr] = oneOf(config.memory, d);
+  const start = Math.ceil(first / PTRS_PER_TABLE) * PTRS_PER_TABLE;
+  const blocks = Math.floor((first + nr - start) / PTRS_PER_TABLE);
+  return blocks > 0 ? start + PTRS_PER_TABLE * ((d >>> 4) % blocks) : first;
 }
 
 function garbagePage(config: MachineConfig, d: number): number {
@@ -133,18 +141,76 @@ function pickVm(ctx: ResolveContext, model: State, d: number): number | VmRef {
   return step === undefined ? handle : { ref: step };
 }
 
-const vmHandle = (ctx: ResolveContext, vm: number | VmRef): number | undefined => (typeof vm === 'number' ? vm : [...ctx.vmSteps].find(([, s]) => s === vm.ref)?.[0]);
+/**
+ * For a call on the loaded vCPU: with a vCPU loaded, half the time no VM (the kernel's call as it is),
+ * else a VM as pickVm; with none loaded, one time in eight no VM (-EINVAL), else a VM (which the host
+ * loads around the call).
+ */
+function pickLoadedVm(ctx: ResolveContext, model: State, d: number): number | VmRef | null {
+  if (model.loaded !== null ? oneIn(2, d >>> 20) : oneIn(8, d >>> 20)) return null;
+  return pickVm(ctx, model, d);
+}
 
-/** Gfns at the guest IPA space's edges and first blocks. */
-const EDGE_GFNS = [0, 1, 2, 511, 512, 513, 1024, 2 ** 27, 2 ** 28 - 1];
+/** The handle a VM argument names: a number, a step's result, or (null) the loaded vCPU's VM. */
+const vmHandle = (ctx: ResolveContext, vm: number | VmRef | null, model?: State): number | undefined => {
+  if (vm === null) return model?.loaded?.vm;
+  return typeof vm === 'number' ? vm : [...ctx.vmSteps].find(([, s]) => s === vm.ref)?.[0];
+};
+
+/**
+ * Grows runs of guest mappings: one draw in three, the gfn after one the VM maps with a page
+ * mapping, when that one is free (so 2 MiB ranges come to hold several page mappings); else null.
+ */
+function pickGuestNeighbour(model: State, vm: number | VmRef | null, ctx: ResolveContext, d: number): number | null {
+  if (!oneIn(3, d)) return null;
+  const handle = vmHandle(ctx, vm, model);
+  const gfns = handle === undefined ? undefined : model.vms.get(handle)?.gfns;
+  if (!gfns) return null;
+  const next: number[] = [];
+  for (const [g, m] of gfns) if (m.nr === 1 && !gfns.has(g + 1)) next.push(g + 1);
+  return next.length > 0 ? oneOf(next, d >>> 2) : null;
+}
+
+/**
+ * A guest range for the calls that take one: `gfn` with the size it was shared with mostly, else
+ * the other size (the 2 MiB range around a page mapping, three times in four aligned to it), or
+ * rarely a bad size.
+ */
+function pickGuestRange(ctx: ResolveContext, model: State, vm: number | VmRef | null, gfn: number, d: number): { gfn: number; nr_pages: number } {
+  const nr_pages = pickGuestSize(ctx, model, vm, gfn, d);
+  const aligned = nr_pages === PTRS_PER_TABLE && !oneIn(4, d >>> 8) ? gfn - (gfn % PTRS_PER_TABLE) : gfn;
+  return { gfn: aligned, nr_pages };
+}
+
+/** A guest range's size: mostly the size `gfn` was shared with, sometimes the other one, rarely a bad one. */
+function pickGuestSize(ctx: ResolveContext, model: State, vm: number | VmRef | null, gfn: number, d: number): number {
+  const handle = vmHandle(ctx, vm, model);
+  const shared = handle === undefined ? undefined : model.vms.get(handle)?.gfns.get(gfn)?.nr;
+  const other = shared === PTRS_PER_TABLE ? 1 : PTRS_PER_TABLE;
+  return d % 17 === 1 ? 0 : oneIn(4, d) ? other : (shared ?? 1);
+}
+
+/** Gfns at the guest IPA space's edges (the last, and the first past it) and first blocks. */
+const EDGE_GFNS = [0, 1, 2, 511, 512, 513, 1024, 2 ** 27, GUEST_IPA_PFNS - 1, GUEST_IPA_PFNS];
 
 /** A gfn: when `mapped`, mostly (3 in 4) one the VM has mapped; else an edge gfn. */
-function pickGfn(model: State, vm: number | VmRef, ctx: ResolveContext, d: number, mapped: boolean): number {
-  const handle = vmHandle(ctx, vm);
-  const gfns = handle === undefined ? [] : [...(model.vms.get(handle)?.gfns.keys() ?? [])];
-  if (mapped && gfns.length > 0 && !oneIn(4, d)) return oneOf(gfns, d >>> 2);
-  return oneOf(EDGE_GFNS, d >>> 2);
+function pickGfn(model: State, vm: number | VmRef | null, ctx: ResolveContext, d: number, mapped: boolean, wanted?: (m: GuestMapping) => boolean): number {
+  const handle = vmHandle(ctx, vm, model);
+  const map = handle === undefined ? undefined : model.vms.get(handle)?.gfns;
+  const gfns = map === undefined ? [] : [...map.keys()];
+  if (mapped && gfns.length > 0 && !oneIn(4, d)) {
+    // Half of these look for a mapping in the wanted state first (an old one for mkyoung, say).
+    const matching = wanted && oneIn(2, d >>> 24) ? gfns.filter((g) => wanted(map!.get(g)!)) : [];
+    return oneOf(matching.length > 0 ? matching : gfns, d >>> 2);
+  }
+  // For a new mapping, three times in four an edge gfn the VM has not mapped yet.
+  const free = !mapped && map !== undefined && !oneIn(4, d >>> 26) ? EDGE_GFNS.filter((g) => !map.has(g)) : [];
+  return oneOf(free.length > 0 ? free : EDGE_GFNS, d >>> 2);
 }
+
+const isOld = (m: GuestMapping): boolean => !m.young;
+const isBlockOrWritable = (m: GuestMapping): boolean => m.nr === PTRS_PER_TABLE || m.prot.w;
+const isBlockOrOld = (m: GuestMapping): boolean => m.nr === PTRS_PER_TABLE || !m.young;
 
 const lentToHyp = (p: Page) => p.hyp;
 const pinned = (p: Page) => p.pins > 0;
@@ -243,25 +309,21 @@ const OWNERSHIP_RULES: { readonly [C in OwnershipCall]: Rule<C> } = {
   hyp_pin_shared_mem: rule(7, ['pfn', 'nr', 'run'], (d, model, ctx) => pickRun(ctx, model, d.pfn, d.nr, d.run, lentToHyp)),
   hyp_unpin_shared_mem: rule(6, ['pfn', 'nr', 'state', 'run'], (d, model, ctx) => pickRun(ctx, model, d.pfn, d.nr, d.run, oneIn(2, d.state) ? lentToHyp : pinned)),
   __pkvm_host_share_guest: rule(9, ['pfn', 'size', 'vm', 'gfn', 'prot'], (d, model, ctx) => {
-    const vm = pickVm(ctx, model, d.vm);
-    // One in eight a 2 MiB block (both addresses aligned); else a page (the gfn word also picks the
-    // state it is looked for in), or one in sixteen a bad size.
+    const vm = pickLoadedVm(ctx, model, d.vm);
+    // One in eight a 2 MiB block (both addresses aligned); else a page (the gfn word's top bits pick
+    // the state it is looked for in: lent to hyp, refused; shared with guests or owned, shareable),
+    // or one in sixteen a bad size.
     const huge = oneIn(8, d.size);
     const block = (x: number) => x & ~(PTRS_PER_TABLE - 1);
-    const pfn = huge ? block(pickPage(ctx, model, d.pfn)) : pickPage(ctx, model, d.pfn, oneIn(2, d.gfn) ? lentToHyp : guestShared);
-    const gfn = huge ? block(pickGfn(model, vm, ctx, d.gfn, false)) : pickGfn(model, vm, ctx, d.gfn, false);
+    const pfn = huge ? (oneIn(2, d.size >>> 8) ? anyBlock(ctx.config, d.pfn) : block(pickPage(ctx, model, d.pfn))) : pickPage(ctx, model, d.pfn, oneOf([lentToHyp, guestShared, hostOwned], d.gfn >>> 24));
+    const gfn = huge ? block(pickGfn(model, vm, ctx, d.gfn, false)) : pickGuestNeighbour(model, vm, ctx, d.gfn >>> 16) ?? pickGfn(model, vm, ctx, d.gfn, false);
     const nr_pages = huge ? PTRS_PER_TABLE : d.size % 16 === 1 ? oneOf([0, 2, 511], d.size >>> 4) : 1;
     return { pfn, gfn, nr_pages, vm, prot: oneOf(PROTS, d.prot) };
   }),
   __pkvm_host_unshare_guest: rule(7, ['_', 'size', 'vm', 'gfn'], (d, model, ctx) => {
     const vm = pickVm(ctx, model, d.vm);
     const gfn = pickGfn(model, vm, ctx, d.gfn, true);
-    // Mostly the size the gfn was shared with; sometimes the other one (-E2BIG) or a bad one.
-    const handle = vmHandle(ctx, vm);
-    const shared = handle === undefined ? undefined : model.vms.get(handle)?.gfns.get(gfn)?.nr;
-    const other = shared === PTRS_PER_TABLE ? 1 : PTRS_PER_TABLE;
-    const nr_pages = d.size % 17 === 1 ? 0 : oneIn(4, d.size) ? other : (shared ?? 1);
-    return { gfn, nr_pages, vm };
+    return { gfn, nr_pages: pickGuestSize(ctx, model, vm, gfn, d.size), vm };
   }),
   // One in five a size below VM_MIN_PAGES (-EINVAL); else up to five pages of stage-2 pool on top.
   // One in two (the `pool` word), the VM's stage-2 pool starts at a page the host wrote in this
@@ -272,7 +334,31 @@ const OWNERSHIP_RULES: { readonly [C in OwnershipCall]: Rule<C> } = {
     return { pfn: dirty.length > 0 ? oneOf(dirty, d.pool >>> 2) - VM_MIN_PAGES : pickPage(ctx, model, d.pfn, hostOwned), nr_pages };
   }),
   __pkvm_teardown_vm: rule(3, ['_', '_', '_', '_', '_', 'vm'], (d, model, ctx) => ({ vm: pickVm(ctx, model, d.vm) })),
+  // 6.16's attribute calls on shared guest pages, mostly on gfns the VM maps (a 2 MiB share's first
+  // gfn or one inside it), and the vCPU load/put that the loaded-vCPU calls act through.
+  __pkvm_host_relax_perms_guest: rule(4, ['_', '_', 'vm', 'gfn', 'prot'], (d, model, ctx) => {
+    const vm = pickLoadedVm(ctx, model, d.vm);
+    return { gfn: pickGfn(model, vm, ctx, d.gfn, true), prot: oneOf(PROTS, d.prot), vm };
+  }),
+  __pkvm_host_wrprotect_guest: rule(4, ['_', 'size', 'vm', 'gfn'], (d, model, ctx) => {
+    const vm = pickVm(ctx, model, d.vm);
+    return { ...pickGuestRange(ctx, model, vm, pickGfn(model, vm, ctx, d.gfn, true, isBlockOrWritable), d.size), vm };
+  }),
+  __pkvm_host_test_clear_young_guest: rule(5, ['_', 'size', 'vm', 'gfn', 'mkold'], (d, model, ctx) => {
+    const vm = pickVm(ctx, model, d.vm);
+    return { ...pickGuestRange(ctx, model, vm, pickGfn(model, vm, ctx, d.gfn, true, isBlockOrOld), d.size), mkold: oneIn(2, d.mkold), vm };
+  }),
+  __pkvm_host_mkyoung_guest: rule(4, ['_', '_', 'vm', 'gfn'], (d, model, ctx) => {
+    const vm = pickLoadedVm(ctx, model, d.vm);
+    return { gfn: pickGfn(model, vm, ctx, d.gfn, true, isOld), vm };
+  }),
+  // vCPU 0 mostly, the other vCPU, or one past the last (nothing is loaded).
+  __pkvm_vcpu_load: rule(3, ['_', 'vcpu', 'vm'], (d, model, ctx) => ({ vm: pickVm(ctx, model, d.vm), vcpu: oneOf([0, 0, 1, VM_VCPUS], d.vcpu) })),
+  __pkvm_vcpu_put: rule(2, [], () => ({})),
 };
+
+/** Calls that need a VM: with none live, most of the time the step creates one instead. */
+const GUEST_CALLS: ReadonlySet<CallName> = new Set<CallName>([...GUEST_SHARE_CALLS, ...GUEST_ATTRIBUTE_CALLS, '__pkvm_vcpu_load']);
 
 /** The draw word a guest call picks its VM with (the third): with no VM, it decides whether to make one. */
 const VM_WORD = 2;
@@ -298,8 +384,7 @@ function concrete<C extends OwnershipCall>(call: C, d: readonly number[], model:
 export function resolve(s: AbstractStep, model: State, ctx: ResolveContext): TraceStep {
   if (s.fixed) return s.fixed;
   if (!isOwnershipCall(s.call)) throw new Error(`resolve: ${s.call} is generated by its own area`);
-  const guest = s.call === '__pkvm_host_share_guest' || s.call === '__pkvm_host_unshare_guest';
-  if (guest && needsVm(model, s.d[VM_WORD])) return concrete('__pkvm_init_vm', s.d, model, ctx);
+  if (GUEST_CALLS.has(s.call) && needsVm(model, s.d[VM_WORD])) return concrete('__pkvm_init_vm', s.d, model, ctx);
   return concrete(s.call, s.d, model, ctx);
 }
 

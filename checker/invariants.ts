@@ -114,7 +114,7 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, g
       const m = vm.gfns.get(gfn);
       const t = translate(hyp.mem, hypVm.pgt, gfn);
       if (m ? sameGuestMapping(m, t.lo, t.hi, t.level, outputPfn(t, gfn) - kvm_pte_to_pfn(t.lo, t.hi)) : isZero(t)) continue;
-      const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot)) : 'unmapped';
+      const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot), m.young) : 'unmapped';
       return fail(P.stateAgrees, step, `vm ${hex(handle)} gfn ${hex(gfn)}: model ${want}, hyp ${guestLeaf(hyp, hypVm.pgt, gfn) ?? 'unmapped'}`);
     }
     return null;
@@ -129,13 +129,22 @@ export function checkVm(model: State, hyp: Pkvm, handle: number, step: number, g
     for (let i = 0; i < n && bad === null; i++) {
       const m = vm.gfns.get(addr + i);
       if (m && sameGuestMapping(m, lo, hi, level, i)) continue;
-      const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot)) : 'unmapped';
+      const want = m ? describeGuestMapping(m.pfn, m.nr, formatProt(m.prot), m.young) : 'unmapped';
       bad = fail(P.stateAgrees, step, `vm ${hex(handle)} gfn ${hex(addr + i)}: model ${want}, hyp ${describeGuestLeaf(lo, hi, level, i)}`);
     }
   });
   if (bad) return bad;
   if (mapped !== vm.gfns.size) return fail(P.stateAgrees, step, `vm ${hex(handle)}: model maps ${vm.gfns.size} gfns, hyp's stage-2 maps ${mapped}`);
   return null;
+}
+
+/** The vCPU loaded on the CPU: the same VM and index (or none) in model and hyp. */
+export function checkLoadedVcpu(model: State, hyp: Pkvm, step: number): Failure | null {
+  const want = model.loaded;
+  const got = hyp.loaded_vcpu();
+  if (want?.vm === got?.vm && want?.vcpu === got?.vcpu) return null;
+  const say = (v: { vm: number; vcpu: number } | null) => (v ? `vCPU ${v.vcpu} of vm ${hex(v.vm)}` : 'no vCPU');
+  return fail(P.stateAgrees, step, `loaded vCPU: model ${say(want)}, hyp ${say(got)}`);
 }
 
 /** A valid guest leaf maps the page at `offset` in it exactly as the model's mapping says. */
@@ -146,7 +155,8 @@ function sameGuestMapping(m: GuestMapping, lo: number, hi: number, level: number
     kvm_granule_pages(level) === m.nr &&
     ((lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R) !== 0) === m.prot.r &&
     ((lo & KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W) !== 0) === m.prot.w &&
-    ((hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0) === m.prot.x
+    ((hi & KVM_PTE_LEAF_ATTR_HI_XN) === 0) === m.prot.x &&
+    ((lo & KVM_PTE_LEAF_ATTR_LO_AF) !== 0) === m.young
   );
 }
 
@@ -253,6 +263,8 @@ export function checkAll(model: State, hyp: Pkvm, step: number, hints?: EndCheck
     const f = checkPage(model, hyp, pfn, step);
     if (f) return f;
   }
+  const loaded = checkLoadedVcpu(model, hyp, step);
+  if (loaded) return loaded;
   const handles = new Set([...model.vms.keys(), ...hyp.vms().map((v) => v.handle)]);
   for (const h of handles) {
     const f = checkVm(model, hyp, h, step, undefined, tables.visit(`vm ${hex(h)}`));

@@ -20,9 +20,12 @@ const FOOTPRINT_CAP = 8;
 
 const resultNames = new Map<number, string>();
 
-/** A result as coverage names it: "0", "handle" or "-EPERM" (memoized: it is named on every call). */
+/**
+ * A result as coverage names it: "0", "-EPERM", "handle" (a VM handle) or "1" (test_clear_young's
+ * "young"); memoized, since it is named on every call.
+ */
 export function resultName(r: number): string {
-  if (r > 0) return 'handle';
+  if (r > 0) return r === 1 ? '1' : 'handle';
   let name = resultNames.get(r);
   if (name === undefined) resultNames.set(r, (name = r === 0 ? '0' : (OUTCOME_NAMES[r] ?? `-${ERRNO_NAMES[-r] ?? r}`)));
   return name;
@@ -129,10 +132,18 @@ const NOTHING = { pages: [], vms: [] } as const;
 
 /** The pages, VMs and guest frames a call may change, computed before it runs (from the model). */
 export function footprint(model: State, call: Call): Footprint {
-  const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number; gfn: number }>;
+  const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number | null; gfn: number }>;
+  // The VM a call acts on: the loaded vCPU's for the calls that take none or name one, else `vm`.
+  const vms = model.loaded ? [model.loaded.vm] : a.vm === null || a.vm === undefined ? [] : [a.vm];
   switch (call.call) {
     case '__pkvm_host_share_guest':
-      return { pages: range(a.pfn!, a.nr_pages!), vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
+      return { pages: range(a.pfn!, a.nr_pages!), vms, gfns: range(a.gfn!, a.nr_pages!) };
+    case '__pkvm_host_relax_perms_guest':
+    case '__pkvm_host_mkyoung_guest':
+      return { pages: [], vms, gfns: [a.gfn!] };
+    case '__pkvm_host_wrprotect_guest':
+    case '__pkvm_host_test_clear_young_guest':
+      return { pages: [], vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
     case '__pkvm_host_unshare_guest': {
       const m = model.vms.get(a.vm!)?.gfns.get(a.gfn!);
       return { pages: m ? range(m.pfn, m.nr) : [], vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };

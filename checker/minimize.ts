@@ -30,8 +30,8 @@ function stripExpect(step: TraceStep): TraceStep {
  * hole moves down; null when it names a deleted step.
  */
 function renumber(step: TraceStep, from: number, to: number): TraceStep | null {
-  const vm = (step.args as { vm?: number | VmRef }).vm;
-  if (vm === undefined || typeof vm === 'number' || vm.ref - 1 < from) return step;
+  const vm = (step.args as { vm?: number | VmRef | null }).vm;
+  if (vm === undefined || vm === null || typeof vm === 'number' || vm.ref - 1 < from) return step;
   if (vm.ref - 1 < to) return null;
   return { ...step, args: { ...step.args, vm: { ref: vm.ref - (to - from) } } } as TraceStep;
 }

@@ -10,7 +10,7 @@ export interface VmRef {
   readonly ref: number;
 }
 
-type WithRefs<A> = { readonly [K in keyof A]: K extends 'vm' ? number | VmRef : A[K] };
+type WithRefs<A> = { readonly [K in keyof A]: K extends 'vm' ? Exclude<A[K], number> | number | VmRef : A[K] };
 
 /** A call as stored in a trace: arguments may refer to earlier steps' results. */
 export type TraceStep = {
@@ -103,8 +103,15 @@ export const VOCABULARY: { readonly [N in CallName]: { readonly [K in keyof Args
   __pkvm_host_unshare_ffa: range,
   hyp_pin_shared_mem: range,
   hyp_unpin_shared_mem: range,
-  __pkvm_host_share_guest: { pfn: req(u64), gfn: req(u64), nr_pages: req(u64), vm: req(vmRef), prot: req(prot) },
+  // `vm` absent: the call acts on the vCPU loaded by an earlier __pkvm_vcpu_load (types/calls.ts LoadedVm).
+  __pkvm_host_share_guest: { pfn: req(u64), gfn: req(u64), nr_pages: req(u64), vm: opt(vmRef, null), prot: req(prot) },
   __pkvm_host_unshare_guest: { gfn: req(u64), nr_pages: req(u64), vm: req(vmRef) },
+  __pkvm_host_relax_perms_guest: { gfn: req(u64), prot: req(prot), vm: opt(vmRef, null) },
+  __pkvm_host_wrprotect_guest: { gfn: req(u64), nr_pages: req(u64), vm: req(vmRef) },
+  __pkvm_host_test_clear_young_guest: { gfn: req(u64), nr_pages: req(u64), mkold: req(bool), vm: req(vmRef) },
+  __pkvm_host_mkyoung_guest: { gfn: req(u64), vm: opt(vmRef, null) },
+  __pkvm_vcpu_load: { vm: req(vmRef), vcpu: opt(u64, 0) },
+  __pkvm_vcpu_put: {},
   __pkvm_init_vm: range,
   __pkvm_teardown_vm: { vm: req(vmRef) },
   host_access: { pfn: req(u64), write: req(bool) },
@@ -134,18 +141,22 @@ export const CALL_NAMES = Object.keys(VOCABULARY) as CallName[];
 
 const isCallName = (s: unknown): s is CallName => typeof s === 'string' && Object.hasOwn(VOCABULARY, s);
 
-/** Parses an expected result: 0, a negative errno, its name ("-EPERM"), "panic" or "not-supported". */
+/**
+ * Parses an expected result: 0, a negative errno, its name ("-EPERM"), "panic", "not-supported", or a
+ * positive value (test_clear_young's 1, a handle), as a number or in hex ("0x1001").
+ */
 export function parseResult(v: unknown, field: string): number {
-  if (typeof v === 'number' && Number.isInteger(v) && v <= 0) return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
   if (typeof v === 'string') {
     if (v === '0') return 0;
+    if (/^0x[0-9a-f]{1,13}$/i.test(v)) return Number(v);
     const outcome = Object.entries(OUTCOME_NAMES).find(([, name]) => name === v);
     if (outcome) return Number(outcome[0]);
     const m = /^-(E[A-Z0-9]+)$/.exec(v);
     const code = m ? Object.entries(ERRNO_NAMES).find(([, name]) => name === m[1]) : undefined;
     if (code) return -Number(code[0]);
   }
-  return fail(field, '0, a negative errno (a number or a name like "-EPERM"), "panic" or "not-supported"', v);
+  return fail(field, '0, a negative errno (a number or a name like "-EPERM"), "panic", "not-supported" or a positive result', v);
 }
 
 /**
@@ -220,8 +231,8 @@ export function formatResult(r: number): string | number {
 
 /** Resolves "$N" references against the results of earlier steps, giving what model and hyp run. */
 export function resolveStep(step: TraceStep, results: readonly number[]): Call {
-  const vm = (step.args as { vm?: number | VmRef }).vm;
-  if (vm === undefined || typeof vm === 'number') return step as Call;
+  const vm = (step.args as { vm?: number | VmRef | null }).vm;
+  if (vm === undefined || vm === null || typeof vm === 'number') return step as Call;
   const handle = results[vm.ref - 1];
   if (handle === undefined || handle < 0)
     throw new InputError(`args.vm: "$${vm.ref}" refers to step ${vm.ref}, which returned no handle (${handle === undefined ? 'not run' : formatResult(handle)})`);

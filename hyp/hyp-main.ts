@@ -1,5 +1,5 @@
 // hyp-main.c: the hypercall dispatch table, keyed by kernel name.
-import type { ArgsOf, Call, CallName } from '../types/calls';
+import type { ArgsOf, Call, CallName, LoadedVm } from '../types/calls';
 import { HYP_PANIC, NOT_SUPPORTED } from '../types/kernel';
 import { HypPanic } from './bug';
 import type { Pkvm } from './pkvm';
@@ -16,12 +16,33 @@ export const host_hcall: { readonly [N in OwnershipCall]: Handler<N> } = {
   __pkvm_host_unshare_ffa: (h, a) => h.__pkvm_host_unshare_ffa(a.pfn, a.nr_pages),
   hyp_pin_shared_mem: (h, a) => h.hyp_pin_shared_mem(a.pfn, a.nr_pages),
   hyp_unpin_shared_mem: (h, a) => h.hyp_unpin_shared_mem(a.pfn, a.nr_pages),
-  __pkvm_host_share_guest: (h, a) => h.__pkvm_host_share_guest(a.pfn, a.gfn, a.nr_pages, a.vm, a.prot),
+  __pkvm_host_share_guest: (h, a) => withLoadedVcpu(h, a.vm, () => h.__pkvm_host_share_guest(a.pfn, a.gfn, a.nr_pages, a.prot)),
   __pkvm_host_unshare_guest: (h, a) => h.__pkvm_host_unshare_guest(a.gfn, a.nr_pages, a.vm),
+  __pkvm_host_relax_perms_guest: (h, a) => withLoadedVcpu(h, a.vm, () => h.__pkvm_host_relax_perms_guest(a.gfn, a.prot)),
+  __pkvm_host_wrprotect_guest: (h, a) => h.__pkvm_host_wrprotect_guest(a.gfn, a.nr_pages, a.vm),
+  __pkvm_host_test_clear_young_guest: (h, a) => h.__pkvm_host_test_clear_young_guest(a.gfn, a.nr_pages, a.mkold, a.vm),
+  __pkvm_host_mkyoung_guest: (h, a) => withLoadedVcpu(h, a.vm, () => h.__pkvm_host_mkyoung_guest(a.gfn)),
+  // handle___pkvm_vcpu_load/put write no result register; the model's 0 stands for it.
+  __pkvm_vcpu_load: (h, a) => (h.pkvm_load_hyp_vcpu(a.vm, a.vcpu), 0),
+  __pkvm_vcpu_put: (h) => (h.pkvm_put_hyp_vcpu(), 0),
   __pkvm_init_vm: (h, a) => h.__pkvm_init_vm(a.pfn, a.nr_pages),
   __pkvm_teardown_vm: (h, a) => h.__pkvm_teardown_vm(a.vm),
   host_access: (h, a) => h.host_access(a.pfn, a.write),
 };
+
+/**
+ * The host's side of a call on the loaded vCPU (types/calls.ts LoadedVm): with a VM named and no vCPU
+ * loaded, the host loads that VM's vCPU 0 for the call and puts it after.
+ */
+function withLoadedVcpu(hyp: Pkvm, vm: LoadedVm, call: () => number): number {
+  if (vm === null || hyp.loaded_vm() !== null) return call();
+  hyp.pkvm_load_hyp_vcpu(vm, 0);
+  try {
+    return call();
+  } finally {
+    hyp.pkvm_put_hyp_vcpu();
+  }
+}
 
 /**
  * handle_host_hcall: a call the version's host_hcall[] lacks answers SMCCC_RET_NOT_SUPPORTED

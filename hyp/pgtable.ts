@@ -243,6 +243,22 @@ export class KvmPgtable {
   }
 
   /**
+   * kvm_pgtable_stage2_destroy, short of the PGD itself: frees every table below it and clears every
+   * entry, without looking at what the leaves map.
+   */
+  destroy(): void {
+    for (let t = this.pgd; t < this.pgd + this.pgd_pages; t++) {
+      for (let i = 0; i < PTRS_PER_PTE; i++) {
+        const lo = this.mem.read32(t, 2 * i);
+        const hi = this.mem.read32(t, 2 * i + 1);
+        if (lo === 0 && hi === 0) continue;
+        if (kvm_pte_table(lo, this.start_level)) this.free_table(kvm_pte_to_pfn(lo, hi), this.start_level + 1);
+        this.writeEntry(t, i, 0, 0);
+      }
+    }
+  }
+
+  /**
    * Clears the entry for `addr` (at whatever level it is) and frees tables left empty on the way
    * up (not the PGD), as stage-2 and hyp unmap do.
    */
@@ -257,6 +273,20 @@ export class KvmPgtable {
       level--;
       this.writeEntry(this.pathTable[level], this.pathIndex[level], 0, 0);
     }
+  }
+
+  /**
+   * stage2_update_leaf_attrs' walk: every valid leaf of [addr, addr + nr) is rewritten to what
+   * `attrs` makes of it (invalid entries are skipped, as the walker's -EAGAIN is dropped).
+   */
+  update_leaves(addr: number, nr: number, attrs: (e: WalkEntry) => KvmPte): void {
+    this.walk(addr, nr, {
+      leaf: (e) => {
+        if (!kvm_pte_valid(e.lo)) return;
+        const pte = attrs(e);
+        this.writeEntry(e.table, e.index, pte.lo, pte.hi);
+      },
+    });
   }
 
   /** kvm_pgtable_walk over [addr, addr + nr): calls the visitor for tables and non-zero leaves. */

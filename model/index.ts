@@ -2,6 +2,7 @@
 import type { Call } from '../types/calls';
 import { kernelOf, NOT_SUPPORTED } from '../types/kernel';
 import { host_access } from './access';
+import * as guest from './guest';
 import * as ownership from './ownership';
 import type { State } from './state';
 
@@ -31,9 +32,21 @@ export function execModel(s: State, c: Call): number {
     case 'hyp_unpin_shared_mem':
       return ownership.hyp_unpin_shared_mem(s, c.args);
     case '__pkvm_host_share_guest':
-      return ownership.__pkvm_host_share_guest(s, c.args);
+      return guest.__pkvm_host_share_guest(s, c.args);
     case '__pkvm_host_unshare_guest':
-      return ownership.__pkvm_host_unshare_guest(s, c.args);
+      return guest.__pkvm_host_unshare_guest(s, c.args);
+    case '__pkvm_host_relax_perms_guest':
+      return guest.__pkvm_host_relax_perms_guest(s, c.args);
+    case '__pkvm_host_wrprotect_guest':
+      return guest.__pkvm_host_wrprotect_guest(s, c.args);
+    case '__pkvm_host_test_clear_young_guest':
+      return guest.__pkvm_host_test_clear_young_guest(s, c.args);
+    case '__pkvm_host_mkyoung_guest':
+      return guest.__pkvm_host_mkyoung_guest(s, c.args);
+    case '__pkvm_vcpu_load':
+      return guest.__pkvm_vcpu_load(s, c.args);
+    case '__pkvm_vcpu_put':
+      return guest.__pkvm_vcpu_put(s);
     case '__pkvm_init_vm':
       return ownership.__pkvm_init_vm(s, c.args);
     case '__pkvm_teardown_vm':

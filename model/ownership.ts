@@ -1,20 +1,20 @@
 // The ownership hypercalls of docs/semantics.md §5-§6, one function each: the kernel's checks in its
 // order (the range rule of the version where the kernel checks the range, then the page states),
 // all-or-nothing, then the effect. Version differences come from the table in types/kernel.ts.
-import { E2BIG, EBUSY, EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
-import { GUEST_IPA_PFNS, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES } from '../types/config';
-import { HYP_PANIC, kernelOf } from '../types/kernel';
+import { EBUSY, EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
+import { MAX_VMS, VM_HANDLE_OFFSET, VM_MIN_PAGES } from '../types/config';
+import { HYP_PANIC, kernelOf, pinLimit } from '../types/kernel';
 import type { ArgsOf, RangeArgs } from '../types/calls';
 import { checkRange, isMemory, pagesVisited, u64Range } from './range';
 import { hostState, hypState, page, setPage, type Page, type State } from './state';
 
 /** A page check; `null` is a page outside memory, which host and hyp both see as NOPAGE. */
-type Check = (p: Page | null) => boolean;
+export type Check = (p: Page | null) => boolean;
 /** A step of a call's checks: a page check with the result when a page fails it, or a range check. */
-type PageCheck = readonly [Check, number];
+export type PageCheck = readonly [Check, number];
 type Step = PageCheck | typeof HOST_RANGE | typeof HYP_RANGE;
 /** The version's range rule on the host range (__host_check_page_state_range's first step). */
-const HOST_RANGE = 'host-range';
+export const HOST_RANGE = 'host-range';
 /** The same on hyp's side, where the version walks hyp's stage-1 (RangeRule.hypWalk). */
 const HYP_RANGE = 'hyp-range';
 
@@ -24,7 +24,7 @@ const pageAt = (s: State, pfn: number): Page | null => (isMemory(s.config, pfn) 
  * Runs the steps in order over the pages the version visits; returns the first failure, or the
  * range the effect applies to (empty when the version visits no page of it).
  */
-function checkPages(s: State, a: RangeArgs, ...steps: Step[]): number | RangeArgs {
+export function checkPages(s: State, a: RangeArgs, ...steps: Step[]): number | RangeArgs {
   const rule = kernelOf(s.config).range;
   const r = u64Range(a.pfn, a.nr_pages);
   const visited = pagesVisited(rule, r);
@@ -40,7 +40,7 @@ function checkPages(s: State, a: RangeArgs, ...steps: Step[]): number | RangeArg
   return { pfn: r.pfn, nr_pages: visited };
 }
 
-function update(s: State, { pfn, nr_pages }: RangeArgs, f: (p: Page) => Page): 0 {
+export function update(s: State, { pfn, nr_pages }: RangeArgs, f: (p: Page) => Page): 0 {
   for (let i = 0; i < nr_pages; i++) setPage(s, pfn + i, f(page(s, pfn + i)));
   return 0;
 }
@@ -68,8 +68,7 @@ const LENT_TO_FFA: PageCheck = [(p) => p !== null && hostState(p) === 'SHARED_OW
 /** hyp_page_ref_dec BUG_ONs on a page with no reference (memory.h:60). */
 const PINNED: PageCheck = [(p) => pins(p) > 0, HYP_PANIC];
 /** hyp_page_ref_inc BUG_ONs at the u16 limit (memory.h:54). */
-const pinRoom = (s: State): PageCheck => [(p) => pins(p) < kernelOf(s.config).maxPins, HYP_PANIC];
-const SHARED_ONLY_WITH_GUESTS: PageCheck = [(p) => p !== null && (hostState(p) === 'OWNED' || (hostState(p) === 'SHARED_OWNED' && !p.hyp && !p.ffa)), -EPERM];
+const pinRoom = (s: State): PageCheck => [(p) => pins(p) < pinLimit(s.config), HYP_PANIC];
 
 // The effects, built once.
 const lendToHyp = (p: Page): Page => ({ ...p, hyp: true });
@@ -80,7 +79,6 @@ const lendToFfa = (p: Page): Page => ({ ...p, ffa: true });
 const returnFromFfa = (p: Page): Page => ({ ...p, ffa: false });
 const pin = (p: Page): Page => ({ ...p, pins: p.pins + 1 });
 const unpin = (p: Page): Page => ({ ...p, pins: p.pins - 1 });
-const lendToGuest = (p: Page): Page => ({ ...p, guests: p.guests + 1 });
 
 export const __pkvm_host_share_hyp = (s: State, a: ArgsOf<'__pkvm_host_share_hyp'>) =>
   transition(s, one(a.pfn), lendToHyp, HOST_RANGE, HOST_OWNED, HYP_NOPAGE);
@@ -110,7 +108,7 @@ export const __pkvm_host_share_ffa = (s: State, a: RangeArgs) => transition(s, a
 export const __pkvm_host_unshare_ffa = (s: State, a: RangeArgs) =>
   transition(s, a, returnFromFfa, HOST_RANGE, LENT_TO_FFA);
 
-/** The 65,536th pin of a page panics; the checks before it are the host's and hyp's states. */
+/** The 65,536th pin of a page (one past `pinLimit`) panics; the checks before it are the host's and hyp's states. */
 export const hyp_pin_shared_mem = (s: State, a: RangeArgs) =>
   transition(s, a, pin, HOST_RANGE, HOST_SHARED_OWNED, HYP_SHARED_BORROWED, pinRoom(s));
 
@@ -125,48 +123,14 @@ export function hyp_unpin_shared_mem(s: State, a: RangeArgs): number {
   return update(s, range, unpin);
 }
 
-/** A guest transition is one page, or a 2 MiB-aligned block of 512 (gfn, and pfn when given). */
-function guestShapeOk(nr: number, gfn: number, pfn = 0): boolean {
-  const aligned = (x: number) => x % PTRS_PER_TABLE === 0;
-  return (nr === 1 || (nr === PTRS_PER_TABLE && aligned(gfn) && aligned(pfn))) && gfn + nr <= GUEST_IPA_PFNS;
-}
-
-// `prot` is a subset of RWX by construction of the vocabulary, so the kernel's first check cannot fail.
-export function __pkvm_host_share_guest(s: State, a: ArgsOf<'__pkvm_host_share_guest'>): number {
-  const vm = s.vms.get(a.vm);
-  if (!vm || !guestShapeOk(a.nr_pages, a.gfn, a.pfn)) return -EINVAL;
-  const r = checkPages(s, a, HOST_RANGE, SHARED_ONLY_WITH_GUESTS);
-  if (typeof r === 'number') return r;
-  for (let i = 0; i < a.nr_pages; i++) if (vm.gfns.has(a.gfn + i)) return -EPERM;
-  for (let i = 0; i < a.nr_pages; i++) vm.gfns.set(a.gfn + i, { pfn: r.pfn + i, nr: a.nr_pages, prot: a.prot });
-  return update(s, r, lendToGuest);
-}
-
-export function __pkvm_host_unshare_guest(s: State, a: ArgsOf<'__pkvm_host_unshare_guest'>): number {
-  const vm = s.vms.get(a.vm);
-  if (!vm || !guestShapeOk(a.nr_pages, a.gfn)) return -EINVAL;
-  const first = vm.gfns.get(a.gfn);
-  if (!first) return -ENOENT;
-  if (first.nr !== a.nr_pages) return -E2BIG; // the kernel refuses to unshare part of (or more than) one leaf
-  for (let i = 0; i < a.nr_pages; i++) if (hostState(page(s, first.pfn + i)) !== 'SHARED_OWNED') return -EPERM;
-  unmapGuest(s, a.vm, a.gfn, a.nr_pages);
-  return 0;
-}
-
-function unmapGuest(s: State, handle: number, gfn: number, nr: number): void {
-  const vm = s.vms.get(handle)!;
-  for (let i = 0; i < nr; i++) {
-    const m = vm.gfns.get(gfn + i)!;
-    vm.gfns.delete(gfn + i);
-    const p = page(s, m.pfn);
-    setPage(s, m.pfn, { ...p, guests: p.guests - 1 });
-  }
-}
-
+/**
+ * Our (pfn, nr_pages) stands for the kernel's metadata and PGD areas (docs/semantics.md §7): too few
+ * pages for both is -EINVAL; map_donated_memory turns any failure of the donation into -ENOMEM.
+ */
 export function __pkvm_init_vm(s: State, a: RangeArgs): number {
   if (u64Range(a.pfn, a.nr_pages).nr < VM_MIN_PAGES) return -EINVAL;
   const r = checkPages(s, a, HOST_RANGE, HOST_OWNED, HYP_NOPAGE);
-  if (typeof r === 'number') return r;
+  if (typeof r === 'number') return -ENOMEM;
   if (r.nr_pages === 0) return 0; // a wrapping range in 6.12: nothing visited, no VM
   let slot = 0;
   while (s.vms.has(VM_HANDLE_OFFSET + slot)) slot++;
@@ -178,10 +142,15 @@ export function __pkvm_init_vm(s: State, a: RangeArgs): number {
   return handle;
 }
 
+/**
+ * The VM's pages go back to the host. Its guest stage-2 is destroyed without touching host state: a
+ * page the guest still maps stays SHARED_OWNED with its share count, for good (6.16; 6.12 has no
+ * guest shares). A vCPU of the VM still loaded is a WARN, so a panic.
+ */
 export function __pkvm_teardown_vm(s: State, a: ArgsOf<'__pkvm_teardown_vm'>): number {
   const vm = s.vms.get(a.vm);
   if (!vm) return -ENOENT;
-  for (const gfn of [...vm.gfns.keys()]) unmapGuest(s, a.vm, gfn, 1);
+  if (s.loaded?.vm === a.vm) return HYP_PANIC;
   s.vms.delete(a.vm);
   return update(s, { pfn: vm.first, nr_pages: vm.nr }, giveToHost);
 }

@@ -24,11 +24,16 @@ export interface Page {
 
 export const DEFAULT_PAGE: Page = { owner: 'host', use: 'free', hyp: false, ffa: false, guests: 0, pins: 0 };
 
-/** A guest page mapping: gfn -> pfn, made by one share of `nr` pages (1 or 512). */
+/**
+ * A guest page mapping: gfn -> pfn, made by one share of `nr` pages (1 or 512), with the guest's
+ * permissions and its access flag (`young`: set when shared, cleared by test_clear_young with mkold,
+ * set again by mkyoung). Never mutated: a change stores a new object.
+ */
 export interface GuestMapping {
   readonly pfn: number;
   readonly nr: number;
   readonly prot: Prot;
+  readonly young: boolean;
 }
 
 export interface Vm {
@@ -49,6 +54,12 @@ export interface FaultLog {
   aborts: number;
 }
 
+/** The vCPU this (the only simulated) CPU has loaded with __pkvm_vcpu_load. */
+export interface LoadedVcpu {
+  readonly vm: number;
+  readonly vcpu: number;
+}
+
 export interface State {
   readonly config: MachineConfig;
   /** hyp's own memory from boot (its carve-out): owned and used by hyp unless `pages` says otherwise. */
@@ -57,6 +68,8 @@ export interface State {
   readonly pages: Map<number, Page>;
   readonly vms: Map<number, Vm>;
   readonly faults: FaultLog;
+  /** The loaded vCPU, or null (6.16's guest calls act on it; docs/semantics.md §6.1). */
+  loaded: LoadedVcpu | null;
 }
 
 /** A page of hyp's reserved memory at boot. */
@@ -64,7 +77,7 @@ export const RESERVED_PAGE: Page = { ...DEFAULT_PAGE, owner: 'hyp', use: 'hyp' }
 
 /** The state at start-up: the host owns all memory except what hyp reserved for itself. */
 export function initialState(config: MachineConfig, hypReserved: readonly MemoryRegion[]): State {
-  return { config, reserved: hypReserved, pages: new Map(), vms: new Map(), faults: { entries: [], warned: false, dropped: 0, aborts: 0 } };
+  return { config, reserved: hypReserved, pages: new Map(), vms: new Map(), faults: { entries: [], warned: false, dropped: 0, aborts: 0 }, loaded: null };
 }
 
 const samePage = (a: Page, b: Page): boolean => a.owner === b.owner && a.use === b.use && a.hyp === b.hyp && a.ffa === b.ffa && a.guests === b.guests && a.pins === b.pins;
@@ -105,5 +118,5 @@ export function hypState(p: Page): PageState {
 export function cloneState(s: State): State {
   const vms = new Map<number, Vm>();
   for (const [h, vm] of s.vms) vms.set(h, { ...vm, gfns: new Map(vm.gfns) });
-  return { config: s.config, reserved: s.reserved, pages: new Map(s.pages), vms, faults: { ...s.faults, entries: [...s.faults.entries] } };
+  return { config: s.config, reserved: s.reserved, pages: new Map(s.pages), vms, faults: { ...s.faults, entries: [...s.faults.entries] }, loaded: s.loaded };
 }

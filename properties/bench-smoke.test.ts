@@ -35,7 +35,7 @@ describe('bench', () => {
 
   it('--kernel reaches what the bench runs: the result names it, and a 6.16-only bug is not found on 6.12', () => {
     const bugs = ['guest-share-skips-host-check'];
-    const on = (kernel?: '6.12' | '6.16') => runBench({ ...TINY_BENCH, sequences: 2, bugRuns: 50, maxSteps: 20, bugs, ...(kernel ? { kernel } : {}) });
+    const on = (kernel?: '6.12' | '6.16') => runBench({ ...TINY_BENCH, sequences: 2, bugRuns: 100, maxSteps: 40, bugs, ...(kernel ? { kernel } : {}) });
     const old = on('6.12');
     expect(old.kernel).toBe('6.12');
     expect(benchJson(old).kernel).toBe('6.12');

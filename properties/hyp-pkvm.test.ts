@@ -8,11 +8,15 @@ import type { TraceStep } from '../checker/vocabulary';
 import { kvm_pte_to_pfn } from '../hyp/pgtable';
 import { PKVM_PAGE_OWNED } from '../hyp/mem_protect';
 import { Pkvm } from '../hyp/pkvm';
+import { handle_host_hcall } from '../hyp/hyp-main';
 import { DEFAULT_CONFIG, GUEST_IPA_PFNS, MAX_VMS, VM_HANDLE_OFFSET } from '../types/config';
-import { EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
+import { EINVAL, ENOENT, ENOMEM, EPERM, ERANGE } from '../types/errno';
 import { hypWrites } from './hyp-fixtures';
 
 const RW = { r: true, w: true, x: false };
+/** A share as the host makes it: vCPU 0 of `vm` loaded around the call. */
+const shareGuest = (hyp: Pkvm, pfn: number, gfn: number, nr_pages: number, vm: number): number =>
+  handle_host_hcall(hyp, { call: '__pkvm_host_share_guest', args: { pfn, gfn, nr_pages, vm, prot: RW } });
 
 describe('protected VMs', () => {
   test('a VM records its handle and size, zeroes its PGD of stale host data, and tables come from its own pool', () => {
@@ -26,7 +30,7 @@ describe('protected VMs', () => {
     const leaves: number[] = [];
     vm.pgt.walk(0, GUEST_IPA_PFNS, { leaf: (e) => leaves.push(e.addr) });
     expect(leaves).toEqual([]);
-    expect(hyp.__pkvm_host_share_guest(0x40200, 0x123, 1, h, RW)).toBe(0);
+    expect(shareGuest(hyp, 0x40200, 0x123, 1, h)).toBe(0);
     const tables: number[] = [];
     vm.pgt.walk(0, GUEST_IPA_PFNS, { tablePre: (e) => tables.push(kvm_pte_to_pfn(e.lo, e.hi)) });
     expect(tables.sort()).toEqual([0x40103, 0x40104]);
@@ -41,7 +45,7 @@ describe('protected VMs', () => {
     let h = 0;
     const init = hypWrites(hyp, () => (h = hyp.__pkvm_init_vm(0x40100, 5)));
     expect(init.has(0x40100)).toBe(true);
-    const share = hypWrites(hyp, () => expect(hyp.__pkvm_host_share_guest(0x40200, 0x123, 1, h, RW)).toBe(0));
+    const share = hypWrites(hyp, () => expect(shareGuest(hyp, 0x40200, 0x123, 1, h)).toBe(0));
     expect(share.has(0x40103) && share.has(0x40104)).toBe(true); // the guest's new tables
     const teardown = hypWrites(hyp, () => expect(hyp.__pkvm_teardown_vm(h)).toBe(0));
     expect(teardown.has(0x40100)).toBe(true); // the metadata page is scrubbed
@@ -70,16 +74,16 @@ describe('protected VMs', () => {
   test('handles name live slots only', () => {
     const hyp = new Pkvm(DEFAULT_CONFIG);
     const h = hyp.__pkvm_init_vm(0x40100, 4);
-    expect(hyp.__pkvm_host_share_guest(0x40200, 0x10, 1, h, RW)).toBe(0);
+    expect(shareGuest(hyp, 0x40200, 0x10, 1, h)).toBe(0);
     expect(hyp.__pkvm_host_unshare_guest(0x10, 1, h)).toBe(0);
     for (const bad of [VM_HANDLE_OFFSET - 1, VM_HANDLE_OFFSET + 1, VM_HANDLE_OFFSET + MAX_VMS, VM_HANDLE_OFFSET + MAX_VMS + 1, VM_HANDLE_OFFSET + MAX_VMS + 3]) {
-      expect(hyp.__pkvm_host_share_guest(0x40200, 0x10, 1, bad, RW), `0x${bad.toString(16)}`).toBe(-EINVAL);
+      expect(shareGuest(hyp, 0x40200, 0x10, 1, bad), `0x${bad.toString(16)}`).toBe(-EINVAL);
       expect(hyp.__pkvm_teardown_vm(bad)).toBe(-ENOENT);
       expect(hyp.vm(bad)).toBeNull();
     }
     expect(hyp.vms().map((v) => v.handle)).toEqual([h]);
-    expect(hyp.__pkvm_host_share_guest(0x40200, GUEST_IPA_PFNS, 1, h, RW)).toBe(-EINVAL);
-    expect(hyp.__pkvm_host_share_guest(0x40200, GUEST_IPA_PFNS - 1, 1, h, RW)).toBe(0);
+    expect(shareGuest(hyp, 0x40200, GUEST_IPA_PFNS, 1, h)).toBe(-ERANGE); // the guest walk's limit, after the host range
+    expect(shareGuest(hyp, 0x40200, GUEST_IPA_PFNS - 1, 1, h)).toBe(0);
   });
 
   test('all MAX_VMS slots can be used, then __pkvm_init_vm fails with -ENOMEM; a freed slot is reused', () => {

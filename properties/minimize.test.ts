@@ -41,8 +41,8 @@ const MINIMAL: TraceStep[] = [
 /** Whether every "$N" in `steps` names an earlier __pkvm_init_vm step. */
 function referencesHold(steps: readonly TraceStep[]): boolean {
   return steps.every((s, i) => {
-    const vm = (s.args as { vm?: number | VmRef }).vm;
-    return vm === undefined || typeof vm === 'number' || (vm.ref - 1 < i && steps[vm.ref - 1]?.call === '__pkvm_init_vm');
+    const vm = (s.args as { vm?: number | VmRef | null }).vm;
+    return vm === undefined || vm === null || typeof vm === 'number' || (vm.ref - 1 < i && steps[vm.ref - 1]?.call === '__pkvm_init_vm');
   });
 }
 
@@ -101,9 +101,11 @@ describe('minimize: deleting concrete steps of a failing trace', () => {
 });
 
 describe('runSuite minimizes its shrunk counterexample', () => {
-  // The seeds of 1..10 on which fast-check alone stops at 3 or 4 steps (the others take 1 or 2 and
-  // would only double the time); the explorer's shortest trace is 2 steps.
-  test.each([2, 4, 5, 7, 10])('idmap-block-over-foreign-page, seed %i: at most 2 steps', (seed) => {
+  // Seeds of 1..11 on which fast-check alone stops at 3 or 4 steps (the others take 1 or 2 and
+  // would only double the time) and a 2-step trace fails with the same property (the explorer's
+  // shortest trace is 2 steps). On seeds 2 and 4 fast-check stops at a 3-step results-agree failure,
+  // which needs its 3 steps: the minimizer keeps the property.
+  test.each([3, 5, 8, 9, 11])('idmap-block-over-foreign-page, seed %i: at most 2 steps', (seed) => {
     const outDir = mkdtempSync(join(tmpdir(), 'pkvm-check-minimize-'));
     const r = runSuite('ownership', { runs: DEFAULT_RUNS, seed, maxSteps: DEFAULT_MAX_STEPS, inject: 'idmap-block-over-foreign-page', outDir });
     expect(r.ok).toBe(false);

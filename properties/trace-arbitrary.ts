@@ -12,13 +12,18 @@ const u64 = fc.oneof(fc.nat(0x50000), fc.maxSafeNat());
 const range = fc.record({ pfn: u64, nr_pages: u64 });
 /** A VM handle, or a draft reference whose number is resolved by `linkRefs`. */
 const vm: fc.Arbitrary<number | VmRef> = fc.oneof(fc.nat(0x2000), fc.nat(50).map((n) => ({ ref: n + 1 })));
+/** The VM of a call on the loaded vCPU: also none (the loaded vCPU's). */
+const loadedVm: fc.Arbitrary<number | VmRef | null> = fc.option(vm, { nil: null });
 const prot: fc.Arbitrary<Prot> = fc.record({ r: fc.boolean(), w: fc.boolean(), x: fc.boolean() });
 const hex64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map((b) => `0x${b.toString(16)}`);
 const corruption: fc.Arbitrary<StackCorruption> = fc.record({ stack: fc.constantFrom('hyp', 'overflow'), offset: u64, value: hex64 });
 
 const errnos = Object.keys(ERRNO_NAMES).map((n) => -Number(n));
-/** 0, a known errno (written as its name), or an unnamed negative number (written as a number). */
-const expect = fc.option(fc.oneof(fc.constantFrom(0, ...errnos), fc.integer({ min: -200, max: 0 })), { nil: undefined });
+/**
+ * 0, a known errno (written as its name), an unnamed negative number (written as a number), or a
+ * positive result (test_clear_young's 1; written in hex).
+ */
+const expect = fc.option(fc.oneof(fc.constantFrom(0, 1, ...errnos), fc.integer({ min: -200, max: 0 })), { nil: undefined });
 
 const callAndArgs: fc.Arbitrary<Omit<TraceStep, 'expect'>> = fc.oneof(
   fc.record({ call: fc.constant('__pkvm_host_share_hyp' as const), args: fc.record({ pfn: u64 }) }),
@@ -33,9 +38,15 @@ const callAndArgs: fc.Arbitrary<Omit<TraceStep, 'expect'>> = fc.oneof(
   fc.record({ call: fc.constant('__pkvm_init_vm' as const), args: range }),
   fc.record({
     call: fc.constant('__pkvm_host_share_guest' as const),
-    args: fc.record({ pfn: u64, gfn: u64, nr_pages: u64, vm, prot }),
+    args: fc.record({ pfn: u64, gfn: u64, nr_pages: u64, vm: loadedVm, prot }),
   }),
   fc.record({ call: fc.constant('__pkvm_host_unshare_guest' as const), args: fc.record({ gfn: u64, nr_pages: u64, vm }) }),
+  fc.record({ call: fc.constant('__pkvm_host_relax_perms_guest' as const), args: fc.record({ gfn: u64, prot, vm: loadedVm }) }),
+  fc.record({ call: fc.constant('__pkvm_host_wrprotect_guest' as const), args: fc.record({ gfn: u64, nr_pages: u64, vm }) }),
+  fc.record({ call: fc.constant('__pkvm_host_test_clear_young_guest' as const), args: fc.record({ gfn: u64, nr_pages: u64, mkold: fc.boolean(), vm }) }),
+  fc.record({ call: fc.constant('__pkvm_host_mkyoung_guest' as const), args: fc.record({ gfn: u64, vm: loadedVm }) }),
+  fc.record({ call: fc.constant('__pkvm_vcpu_load' as const), args: fc.record({ vm, vcpu: u64 }) }),
+  fc.record({ call: fc.constant('__pkvm_vcpu_put' as const), args: fc.constant({}) }),
   fc.record({ call: fc.constant('__pkvm_teardown_vm' as const), args: fc.record({ vm }) }),
   fc.record({ call: fc.constant('host_access' as const), args: fc.record({ pfn: u64, write: fc.boolean() }) }),
   fc.record({
@@ -73,8 +84,8 @@ const step: fc.Arbitrary<TraceStep> = fc
 /** Points each draft `$N` at an earlier __pkvm_init_vm step, or turns it into a plain handle if none. */
 function linkRefs(steps: readonly TraceStep[]): TraceStep[] {
   return steps.map((s, i) => {
-    const v = (s.args as { vm?: number | VmRef }).vm;
-    if (v === undefined || typeof v === 'number') return s;
+    const v = (s.args as { vm?: number | VmRef | null }).vm;
+    if (v === undefined || v === null || typeof v === 'number') return s;
     const inits = steps.slice(0, i).flatMap((p, j) => (p.call === '__pkvm_init_vm' ? [j + 1] : []));
     const linked = inits.length === 0 ? v.ref : { ref: inits[(v.ref - 1) % inits.length] };
     return { ...s, args: { ...s.args, vm: linked } } as TraceStep;

@@ -134,7 +134,7 @@ describe('malformed traces: one line naming the file, the step and the field', (
       trace({ steps: [{ call: '__pkvm_teardown_vm', args: { vm: '$2' } }, { call: '__pkvm_init_vm', args: { pfn: 1, nr_pages: 3 } }] }),
       `${FILE}: step 1: field "args.vm": "$2" must name an earlier __pkvm_init_vm step`,
     ],
-    ['bad expect', trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1 }, expect: '-ENOPE' }] }), `${FILE}: step 1: field "expect": expected 0, a negative errno (a number or a name like "-EPERM"), "panic" or "not-supported", got "-ENOPE"`],
+    ['bad expect', trace({ steps: [{ call: '__pkvm_host_share_hyp', args: { pfn: 1 }, expect: '-ENOPE' }] }), `${FILE}: step 1: field "expect": expected 0, a negative errno (a number or a name like "-EPERM"), "panic", "not-supported" or a positive result, got "-ENOPE"`],
     ['page size', trace({ config: { pageSize: 16384 } }), `${FILE}: field "config.pageSize": expected 4096 (the only simulated stage-2 granule), got 16384`],
     ['empty memory', trace({ config: { memory: [] } }), `${FILE}: field "config.memory": expected a non-empty array of [first pfn, number of pages], got []`],
     ['zero-page region', trace({ config: { memory: [[0, 0]] } }), `${FILE}: field "config.memory[0][1]": expected a positive integer (number of pages), got 0`],

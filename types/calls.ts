@@ -34,6 +34,13 @@ export interface SnapshotArgs {
   readonly used_pages_indx: number;
 }
 
+/**
+ * The VM of a call that acts on the loaded vCPU (docs/semantics.md §6.1): `null` is the kernel's call
+ * as it is, on whatever vCPU the host loaded; a handle is the host's usual pattern, which loads vCPU 0
+ * of that VM around the call when none is loaded (and is ignored when one is).
+ */
+export type LoadedVm = number | null;
+
 export type UnwindMode = 'protected' | 'nonprotected';
 
 /** The lines the host prints around the entries: upstream's, or the v4/v5 patch series' (hyp/stacktrace.ts). */
@@ -84,9 +91,18 @@ export type Call =
   | { readonly call: 'hyp_unpin_shared_mem'; readonly args: RangeArgs }
   | {
       readonly call: '__pkvm_host_share_guest';
-      readonly args: { readonly pfn: number; readonly gfn: number; readonly nr_pages: number; readonly vm: number; readonly prot: Prot };
+      readonly args: { readonly pfn: number; readonly gfn: number; readonly nr_pages: number; readonly vm: LoadedVm; readonly prot: Prot };
     }
   | { readonly call: '__pkvm_host_unshare_guest'; readonly args: { readonly gfn: number; readonly nr_pages: number; readonly vm: number } }
+  | { readonly call: '__pkvm_host_relax_perms_guest'; readonly args: { readonly gfn: number; readonly prot: Prot; readonly vm: LoadedVm } }
+  | { readonly call: '__pkvm_host_wrprotect_guest'; readonly args: { readonly gfn: number; readonly nr_pages: number; readonly vm: number } }
+  | {
+      readonly call: '__pkvm_host_test_clear_young_guest';
+      readonly args: { readonly gfn: number; readonly nr_pages: number; readonly mkold: boolean; readonly vm: number };
+    }
+  | { readonly call: '__pkvm_host_mkyoung_guest'; readonly args: { readonly gfn: number; readonly vm: LoadedVm } }
+  | { readonly call: '__pkvm_vcpu_load'; readonly args: { readonly vm: number; readonly vcpu: number } }
+  | { readonly call: '__pkvm_vcpu_put'; readonly args: Record<string, never> }
   | { readonly call: '__pkvm_init_vm'; readonly args: RangeArgs }
   | { readonly call: '__pkvm_teardown_vm'; readonly args: { readonly vm: number } }
   | { readonly call: 'host_access'; readonly args: { readonly pfn: number; readonly write: boolean } }
@@ -95,3 +111,15 @@ export type Call =
 
 export type CallName = Call['call'];
 export type ArgsOf<N extends CallName> = Extract<Call, { call: N }>['args'];
+
+/** 6.16's guest share calls (absent in 6.12). */
+export const GUEST_SHARE_CALLS = ['__pkvm_host_share_guest', '__pkvm_host_unshare_guest'] as const satisfies readonly CallName[];
+/** 6.16's calls on the attributes of pages shared with guests (absent in 6.12). */
+export const GUEST_ATTRIBUTE_CALLS = [
+  '__pkvm_host_relax_perms_guest',
+  '__pkvm_host_wrprotect_guest',
+  '__pkvm_host_test_clear_young_guest',
+  '__pkvm_host_mkyoung_guest',
+] as const satisfies readonly CallName[];
+/** 6.16's vCPU load and put, which the calls on the loaded vCPU act through (absent in 6.12). */
+export const VCPU_CALLS = ['__pkvm_vcpu_load', '__pkvm_vcpu_put'] as const satisfies readonly CallName[];

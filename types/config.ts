@@ -11,6 +11,12 @@ export interface MachineConfig {
   readonly pageSize: number;
   /** The pKVM version modelled (types/kernel.ts); absent means DEFAULT_KERNEL. */
   readonly kernel?: KernelVersion;
+  /**
+   * Simulation only: the most pins a page holds, in place of the kernel's u16 limit (65,535,
+   * `KernelSemantics.maxPins`), so that tests reach "full" and "one past full" in a few calls. Model
+   * and hyp read it through `pinLimit` (types/kernel.ts); the kernel target refuses any other value.
+   */
+  readonly pinLimit?: number;
 }
 
 /** 40-bit physical address space with 4 KiB pages: pfns below 2^28. */
@@ -35,3 +41,9 @@ export const VM_HANDLE_OFFSET = 0x1000;
 export const MAX_VMS = 255;
 /** Capacity of the host fault log (SEMANTICS §6). */
 export const FAULT_LOG_SIZE = 128;
+/**
+ * vCPUs of a VM made by our `__pkvm_init_vm` (which stands for the kernel's init_vm plus one
+ * `__pkvm_init_vcpu` per vCPU, docs/semantics.md §7): `__pkvm_vcpu_load` of an index at or past this
+ * loads nothing.
+ */
+export const VM_VCPUS = 2;

@@ -1,7 +1,7 @@
 // Which pKVM the model and hyp/ are: a named Linux version, and the one table of what differs between
 // the versions we model (docs/semantics.md sections 1, 2, 4 and 11). The model (model/) and the
 // simulation (hyp/) read this table; neither tests the version by name.
-import type { CallName } from './calls';
+import { GUEST_ATTRIBUTE_CALLS, GUEST_SHARE_CALLS, VCPU_CALLS, type CallName } from './calls';
 import type { MachineConfig } from './config';
 import { EINVAL, ERANGE } from './errno';
 
@@ -95,8 +95,8 @@ export const KERNELS: Readonly<Record<KernelVersion, KernelSemantics>> = {
   // Linux 6.12 (Debian 6.12.117) with CONFIG_NVHE_EL2_DEBUG=y, as our kernel target is built.
   '6.12': {
     version: '6.12',
-    // hyp-main.c:405-433: host_hcall[] has no guest share calls; docs/semantics.md §1.
-    absent: ['__pkvm_host_share_guest', '__pkvm_host_unshare_guest'],
+    // hyp-main.c:405-433: host_hcall[] has no guest memory calls and no vCPU load/put; docs/semantics.md §1.
+    absent: [...GUEST_SHARE_CALLS, ...GUEST_ATTRIBUTE_CALLS, ...VCPU_CALLS],
     range: {
       // __host_check_page_state_range -> check_page_state_range -> kvm_pgtable_walk (mem_protect.c:595-628).
       check: 'kvm_pgtable_walk',
@@ -142,6 +142,9 @@ export const KERNELS: Readonly<Record<KernelVersion, KernelSemantics>> = {
 
 /** The table entry of a machine's kernel (DEFAULT_KERNEL when it names none). */
 export const kernelOf = (config: MachineConfig): KernelSemantics => KERNELS[config.kernel ?? DEFAULT_KERNEL];
+
+/** The most pins a page of this machine holds: its simulation-only `pinLimit`, else the kernel's u16 limit. */
+export const pinLimit = (config: MachineConfig): number => config.pinLimit ?? kernelOf(config).maxPins;
 
 /** Whether `v` names a modelled version. */
 export const isKernelVersion = (v: unknown): v is KernelVersion => typeof v === 'string' && (KERNEL_VERSIONS as readonly string[]).includes(v);

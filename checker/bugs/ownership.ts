@@ -1,9 +1,10 @@
 // Known one-line defects in the ownership code, each re-introduced by replacing one small method of
 // a freshly built hyp instance. hyp/ itself carries no bug flags.
 import { EAGAIN, EPERM } from '../../types/errno';
-import { MAX_VMS } from '../../types/config';
+import { MAX_VMS, VM_VCPUS } from '../../types/config';
 import { pinLimit } from '../../types/kernel';
 import type { Pkvm } from '../../hyp/pkvm';
+import type { GeometryFeature } from '../explore/alphabet';
 import * as pt from '../../hyp/pgtable';
 import { HYP_PAGE_FFA_SHARED } from '../../hyp/vmemmap';
 import { PKVM_PAGE_SHARED_BORROWED, PKVM_PAGE_SHARED_OWNED, pkvm_mkstate } from '../../hyp/mem_protect';
@@ -14,6 +15,8 @@ export interface HypBug {
   readonly suite: 'ownership' | 'snapshot';
   /** Why the explorer's alphabet (checker/explore/alphabet.ts) cannot reach the bug, if it cannot. */
   readonly beyondExplorer?: string;
+  /** What the explorer needs beyond its default alphabet to reach the bug (`--calls all`, `--geometry`). */
+  readonly explorer?: { readonly allCalls?: boolean; readonly geometry?: readonly GeometryFeature[] };
   inject(hyp: Pkvm): void;
 }
 
@@ -209,6 +212,63 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
     beyondExplorer: 'the explorer\'s host never writes the pages of its VM slots',
     inject: (h) => {
       for (const pool of h.vmPools) pool.clear_fresh_page = () => undefined;
+    },
+  },
+  {
+    id: 'relax-perms-sets-exactly',
+    description: '__pkvm_host_relax_perms_guest writes the permissions asked for instead of adding them: a relax to R takes W and X away from the guest',
+    suite: 'ownership',
+    explorer: { allCalls: true },
+    inject: (h) => {
+      h.kvm_pgtable_stage2_relax_perms = (pgt, gfn, prot) => {
+        const rw = pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R | pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W;
+        const set = (prot.r ? pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_R : 0) | (prot.w ? pt.KVM_PTE_LEAF_ATTR_LO_S2_S2AP_W : 0);
+        pgt.update_leaves(gfn, 1, (e) => ({ lo: (e.lo & ~rw) | set, hi: prot.x ? e.hi & ~pt.KVM_PTE_LEAF_ATTR_HI_XN : e.hi | pt.KVM_PTE_LEAF_ATTR_HI_XN }));
+      };
+    },
+  },
+  {
+    id: 'young-mkold-skips-blocks',
+    description: "__pkvm_host_test_clear_young_guest with mkold clears the access flag of page mappings only: a 2 MiB guest block stays young and reads young again",
+    suite: 'ownership',
+    explorer: { allCalls: true, geometry: ['block'] },
+    inject: (h) => {
+      h.kvm_pgtable_stage2_test_clear_young = (pgt, gfn, nr, mkold) => {
+        let young = 0;
+        pgt.update_leaves(gfn, nr, (e) => {
+          if (!(e.lo & pt.KVM_PTE_LEAF_ATTR_LO_AF)) return e;
+          young = 1;
+          return mkold && e.level === pt.KVM_PGTABLE_LAST_LEVEL ? { lo: e.lo & ~pt.KVM_PTE_LEAF_ATTR_LO_AF, hi: e.hi } : e;
+        });
+        return young;
+      };
+    },
+  },
+  {
+    id: 'vcpu-load-replaces-loaded',
+    description: "pkvm_load_hyp_vcpu without its \"already loaded on this CPU\" check: a second load replaces the loaded vCPU, whose reference on its VM is never dropped",
+    suite: 'ownership',
+    explorer: { allCalls: true },
+    inject: (h) => {
+      const load = h.pkvm_load_hyp_vcpu.bind(h);
+      h.pkvm_load_hyp_vcpu = (handle, idx) => {
+        const loaded = h.loaded_vcpu();
+        if (loaded === null || h.vm(handle) === null || idx >= VM_VCPUS) return load(handle, idx);
+        const put = h.pkvm_put_hyp_vcpu.bind(h);
+        // Forget the loaded vCPU without dropping its VM's reference, then load the new one.
+        h.vmemmap.page_ref_add(h.vm(loaded.vm)!.first, 1);
+        put();
+        load(handle, idx);
+      };
+    },
+  },
+  {
+    id: 'teardown-ignores-loaded-vcpu',
+    description: "__pkvm_teardown_vm without its WARN_ON(hyp_page_count(hyp_vm)): a VM is torn down under its loaded vCPU",
+    suite: 'ownership',
+    explorer: { allCalls: true },
+    inject: (h) => {
+      h.check_vm_unreferenced = () => undefined;
     },
   },
 ];

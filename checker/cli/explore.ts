@@ -7,7 +7,7 @@ import type { CallName } from '../../types/calls';
 import { DEFAULT_CONFIG } from '../../types/config';
 import { hypBugsFor } from '../bugs/catalog';
 import { saveTrace } from '../counterexample';
-import { EXPLORE_CALLS, GEOMETRY_FEATURES, universe, type GeometryFeature } from '../explore/alphabet';
+import { ALL_EXPLORE_CALLS, EXPLORE_CALLS, GEOMETRY_FEATURES, universe, type GeometryFeature } from '../explore/alphabet';
 import { explore, type ExploreResult } from '../explore/bfs';
 import { TRACE_FORMAT, encodeTrace, readConfigFile, replayCommandLine, type TraceFile } from '../trace/file';
 import { formatCall } from '../vocabulary';
@@ -40,12 +40,14 @@ const FLAGS = {
  */
 const nextLog = (elapsedMs: number): number => Math.min(2 * Math.max(elapsedMs, 1000), elapsedMs + 60_000);
 
-/** `--calls a,b`: kernel names of ownership calls. */
+/** `--calls a,b`: kernel names of ownership calls; `all` is every explorable call. */
 function parseCalls(value: string | undefined): CallName[] | null {
   if (value === undefined) return null;
+  if (value.trim() === 'all') return [...ALL_EXPLORE_CALLS];
   const names = value.split(',').map((s) => s.trim());
   for (const n of names)
-    if (!(EXPLORE_CALLS as readonly string[]).includes(n)) throw new UsageError(`--calls: unknown or unexplorable call "${n}" (expected a comma-separated list of: ${EXPLORE_CALLS.join(', ')})`);
+    if (!(ALL_EXPLORE_CALLS as readonly string[]).includes(n))
+      throw new UsageError(`--calls: unknown or unexplorable call "${n}" (expected all, or a comma-separated list of: ${ALL_EXPLORE_CALLS.join(', ')})`);
   return names as CallName[];
 }
 

@@ -16,9 +16,10 @@ export const HELP: Record<string, { readonly synopsis: string; readonly help: st
   --max-steps K   calls per sequence, 1 to 100000 (default 80; snapshot caps it at 30, unwinder at 4)
   --inject BUG    re-introduce a catalogued bug (pkvm-check bugs); it must be one the suite can reach; none: no bug
   --config FILE   one machine for every sequence: a JSON object like a trace's config, { "memory": [[first pfn,
-                  pages], ...], "pageSize": 4096 } (default: on sim the ownership and snapshot suites rotate over
-                  the default machine, two regions, memory above 4 GiB, an unaligned region and the default
-                  with VM slots or the fault log filled; on the kernel: the default)
+                  pages], ...], "pageSize": 4096 }, optionally "kernel" and a simulation-only "pinLimit" (default:
+                  on sim the ownership and snapshot suites rotate over the default machine, two regions, memory
+                  above 4 GiB, an unaligned region and the default with VM slots, the fault log or (pinLimit 4)
+                  a page's pins filled; on the kernel: the default)
   --out DIR       where a failure's minimized trace is written (default counterexamples)
   --reports DIR   where summary.json and summary.md are written (default reports)
   --json          print one JSON object instead of text
@@ -64,7 +65,8 @@ exit codes: 0 · 2 bad usage`,
   --vms V         VMs, 0 to 8 (default 1)
   --gfns G        guest frames per VM, 0 to 64 (default 2)
   --max-pins K    pins per page, 0 to 1000 (default 2)
-  --calls LIST    comma-separated ownership calls to explore (default all)
+  --calls LIST    comma-separated ownership calls to explore, or all (default: the ownership calls
+                  without 6.16's attribute calls and vCPU load/put, the SPIN-comparable alphabet)
   --geometry G    where the pages lie: default (hot pages at the start of one 2 MiB block, VM slots
                   64 pages on), or a comma-separated list of: straddle (hot pages straddle a 2 MiB
                   boundary, half below; needs P >= 2), near (VM slots right after the hot pages, and

@@ -16,7 +16,7 @@
 //   states, not 512 pages' worth; all 512 are `relevant`, since the snapshots restore and the keys
 //   encode exactly the relevant pages.
 import { hex } from '../vocabulary';
-import type { CallName, Prot } from '../../types/calls';
+import { GUEST_ATTRIBUTE_CALLS, VCPU_CALLS, type CallName, type Prot } from '../../types/calls';
 import { DEFAULT_CONFIG, MAX_VMS, PTRS_PER_TABLE, VM_HANDLE_OFFSET, VM_MIN_PAGES, type MachineConfig } from '../../types/config';
 import { page, type State } from '../../model';
 import type { TraceStep } from '../vocabulary';
@@ -38,6 +38,13 @@ export const EXPLORE_CALLS: readonly CallName[] = [
   'host_access',
 ];
 
+/**
+ * Every call the explorer can instantiate: also 6.16's attribute calls on shared guest pages and the
+ * vCPU load/put they act through, which the default alphabet leaves out (its state counts are the
+ * SPIN-comparable ones); `--calls all` or their names add them.
+ */
+export const ALL_EXPLORE_CALLS: readonly CallName[] = [...EXPLORE_CALLS, ...GUEST_ATTRIBUTE_CALLS, ...VCPU_CALLS];
+
 /** Geometry features (see the top of this file); none is the default geometry. */
 export const GEOMETRY_FEATURES = ['straddle', 'near', 'block'] as const;
 export type GeometryFeature = (typeof GEOMETRY_FEATURES)[number];
@@ -50,7 +57,7 @@ export interface AlphabetOptions {
   readonly vms: number;
   readonly gfns: number;
   readonly maxPins: number;
-  /** Calls to instantiate (default: all of EXPLORE_CALLS). */
+  /** Calls to instantiate (default: EXPLORE_CALLS). */
   readonly calls?: readonly CallName[] | null;
 }
 
@@ -78,6 +85,8 @@ export interface Universe {
 }
 
 const RW: Prot = { r: true, w: true, x: false };
+/** What relax_perms asks for: exec, which the RW shares lack (relax only ever adds). */
+const X: Prot = { r: false, w: false, x: true };
 /** A handle no VM ever gets (past the last slot): calls naming it fail. */
 export const GARBAGE_HANDLE = VM_HANDLE_OFFSET + MAX_VMS;
 /** An MMIO pfn (below the default memory region). */
@@ -171,30 +180,48 @@ export function buildAlphabet(o: AlphabetOptions): { universe: Universe; actions
     add('__pkvm_host_share_ffa', `share_ffa ${tag}`, fixed({ call: '__pkvm_host_share_ffa', args: over }));
     add('__pkvm_host_unshare_ffa', `unshare_ffa ${tag}`, fixed({ call: '__pkvm_host_unshare_ffa', args: over }));
   }
+  // Guest shares are capped too: 6.16's teardown leaves a page's share count as it was (the VM's
+  // mappings are orphaned), so share, teardown, init, share... would grow it without end. A page may
+  // hold every live mapping the slots can make, plus one orphaned share.
+  const maxShares = u.slots.length * o.gfns + 1;
+  const shareRoom = (s: State, pfn: number): boolean => page(s, pfn).guests < maxShares;
   u.slots.forEach((first, v) => {
     add('__pkvm_init_vm', `init_vm slot ${v}`, fixed({ call: '__pkvm_init_vm', args: { pfn: first, nr_pages: u.slotPages } }));
     add('__pkvm_teardown_vm', `teardown_vm slot ${v}`, (s) => ({ call: '__pkvm_teardown_vm', args: { vm: slotHandle(s, u, v) } }));
     add('host_access', `access ${hex(first)} r`, fixed({ call: 'host_access', args: { pfn: first, write: false } }));
     for (let gfn = 0; gfn < o.gfns; gfn++) {
       for (const pfn of u.hot)
-        add('__pkvm_host_share_guest', `share_guest ${hex(pfn)} gfn ${gfn} slot ${v}`, (s) => ({
-          call: '__pkvm_host_share_guest',
-          args: { pfn, gfn, nr_pages: 1, vm: slotHandle(s, u, v), prot: RW },
-        }));
+        add('__pkvm_host_share_guest', `share_guest ${hex(pfn)} gfn ${gfn} slot ${v}`, (s) =>
+          shareRoom(s, pfn) ? { call: '__pkvm_host_share_guest', args: { pfn, gfn, nr_pages: 1, vm: slotHandle(s, u, v), prot: RW } } : null,
+        );
       add('__pkvm_host_unshare_guest', `unshare_guest gfn ${gfn} slot ${v}`, (s) => ({ call: '__pkvm_host_unshare_guest', args: { gfn, nr_pages: 1, vm: slotHandle(s, u, v) } }));
+      // The attribute calls name the slot's VM: the loaded vCPU's VM wins for relax_perms and mkyoung.
+      add('__pkvm_host_relax_perms_guest', `relax_perms X gfn ${gfn} slot ${v}`, (s) => ({ call: '__pkvm_host_relax_perms_guest', args: { gfn, prot: X, vm: slotHandle(s, u, v) } }));
+      add('__pkvm_host_wrprotect_guest', `wrprotect gfn ${gfn} slot ${v}`, (s) => ({ call: '__pkvm_host_wrprotect_guest', args: { gfn, nr_pages: 1, vm: slotHandle(s, u, v) } }));
+      add('__pkvm_host_test_clear_young_guest', `test_clear_young gfn ${gfn} slot ${v}`, (s) => ({
+        call: '__pkvm_host_test_clear_young_guest',
+        args: { gfn, nr_pages: 1, mkold: true, vm: slotHandle(s, u, v) },
+      }));
+      add('__pkvm_host_mkyoung_guest', `mkyoung gfn ${gfn} slot ${v}`, (s) => ({ call: '__pkvm_host_mkyoung_guest', args: { gfn, vm: slotHandle(s, u, v) } }));
     }
+    for (const vcpu of [0, 1]) add('__pkvm_vcpu_load', `vcpu_load slot ${v} vcpu ${vcpu}`, (s) => ({ call: '__pkvm_vcpu_load', args: { vm: slotHandle(s, u, v), vcpu } }));
   });
+  add('__pkvm_vcpu_put', 'vcpu_put', fixed({ call: '__pkvm_vcpu_put', args: {} }));
   // Block: the 512 pages move together, so they add a handful of states, not 512 pages' worth.
   if (u.block !== null) {
     const whole = { pfn: u.block, nr_pages: PTRS_PER_TABLE };
     const tag = `${hex(whole.pfn)}+${PTRS_PER_TABLE}`;
     add('host_access', `access ${hex(whole.pfn)} r`, fixed({ call: 'host_access', args: { pfn: whole.pfn, write: false } }));
     u.slots.forEach((_, v) => {
-      add('__pkvm_host_share_guest', `share_guest ${tag} gfn 0 slot ${v}`, (s) => ({
-        call: '__pkvm_host_share_guest',
-        args: { pfn: whole.pfn, gfn: 0, nr_pages: PTRS_PER_TABLE, vm: slotHandle(s, u, v), prot: RW },
-      }));
+      add('__pkvm_host_share_guest', `share_guest ${tag} gfn 0 slot ${v}`, (s) =>
+        shareRoom(s, whole.pfn) ? { call: '__pkvm_host_share_guest', args: { pfn: whole.pfn, gfn: 0, nr_pages: PTRS_PER_TABLE, vm: slotHandle(s, u, v), prot: RW } } : null,
+      );
       add('__pkvm_host_unshare_guest', `unshare_guest gfn 0+${PTRS_PER_TABLE} slot ${v}`, (s) => ({ call: '__pkvm_host_unshare_guest', args: { gfn: 0, nr_pages: PTRS_PER_TABLE, vm: slotHandle(s, u, v) } }));
+      add('__pkvm_host_wrprotect_guest', `wrprotect gfn 0+${PTRS_PER_TABLE} slot ${v}`, (s) => ({ call: '__pkvm_host_wrprotect_guest', args: { gfn: 0, nr_pages: PTRS_PER_TABLE, vm: slotHandle(s, u, v) } }));
+      add('__pkvm_host_test_clear_young_guest', `test_clear_young gfn 0+${PTRS_PER_TABLE} slot ${v}`, (s) => ({
+        call: '__pkvm_host_test_clear_young_guest',
+        args: { gfn: 0, nr_pages: PTRS_PER_TABLE, mkold: true, vm: slotHandle(s, u, v) },
+      }));
     });
   }
   // Garbage: an MMIO pfn for the single-page calls, a range crossing the region's end for ranged calls.
@@ -208,6 +235,9 @@ export function buildAlphabet(o: AlphabetOptions): { universe: Universe; actions
   add('hyp_pin_shared_mem', 'pin straddle', fixed({ call: 'hyp_pin_shared_mem', args: straddle }));
   add('hyp_unpin_shared_mem', 'unpin mmio', fixed({ call: 'hyp_unpin_shared_mem', args: { pfn: MMIO_PFN, nr_pages: 1 } }));
   add('__pkvm_init_vm', 'init_vm straddle', fixed({ call: '__pkvm_init_vm', args: { pfn: base + size - 2, nr_pages: VM_MIN_PAGES } }));
-  add('__pkvm_host_share_guest', 'share_guest no vm', fixed({ call: '__pkvm_host_share_guest', args: { pfn: base, gfn: 0, nr_pages: 1, vm: GARBAGE_HANDLE, prot: RW } }));
+  // With a vCPU loaded, the handle is ignored and the share goes to the loaded vCPU's VM: capped too.
+  add('__pkvm_host_share_guest', 'share_guest no vm', (s) =>
+    shareRoom(s, base) ? { call: '__pkvm_host_share_guest', args: { pfn: base, gfn: 0, nr_pages: 1, vm: GARBAGE_HANDLE, prot: RW } } : null,
+  );
   return { universe: u, actions };
 }

@@ -170,10 +170,12 @@ export class Canonicalizer {
           const m = vm.gfns.get(g)!;
           out[n++] = g;
           out[n++] = this.pfnName(m.pfn, perm);
-          out[n++] = m.nr * 8 + (m.prot.r ? 4 : 0) + (m.prot.w ? 2 : 0) + (m.prot.x ? 1 : 0);
+          out[n++] = m.nr * 16 + (m.young ? 8 : 0) + (m.prot.r ? 4 : 0) + (m.prot.w ? 2 : 0) + (m.prot.x ? 1 : 0);
         }
       }
       if (!found) out[n++] = -1;
+      // The loaded vCPU, by its VM's slot (so VM renaming keeps it) and index.
+      if (s.loaded !== null && s.vms.get(s.loaded.vm)?.first === slots[slot]) out[n++] = -2 - s.loaded.vcpu;
     }
     const f = s.faults;
     out[n++] = f.entries.length;

@@ -1,8 +1,8 @@
 // A cheap save/restore of the part of a model state the alphabet can change: the relevant pages
-// (Page objects are immutable, so saving is copying references), the VMs with their gfn maps, and the
-// fault log. Restoring compares before it writes, so undoing one transition touches only what that
+// (Page objects are immutable, so saving is copying references), the VMs with their gfn maps, the
+// loaded vCPU and the fault log. Restoring compares before it writes, so undoing one transition touches only what that
 // transition changed; it costs O(relevant pages + VMs + gfns), never a deep clone of every page.
-import type { GuestMapping, Page, State, Vm } from '../../model';
+import type { GuestMapping, LoadedVcpu, Page, State, Vm } from '../../model';
 
 interface VmSave {
   readonly handle: number;
@@ -14,6 +14,7 @@ interface VmSave {
 export interface ModelSnapshot {
   readonly pages: (Page | undefined)[];
   readonly vms: readonly VmSave[];
+  readonly loaded: LoadedVcpu | null;
   readonly entries: number[];
   readonly entriesLength: number;
   readonly warned: boolean;
@@ -26,7 +27,7 @@ export function saveModel(s: State, relevant: readonly number[]): ModelSnapshot 
   const vms: VmSave[] = [];
   for (const [handle, vm] of s.vms) vms.push({ handle, vm, gfns: [...vm.gfns] });
   const f = s.faults;
-  return { pages, vms, entries: f.entries, entriesLength: f.entries.length, warned: f.warned, dropped: f.dropped, aborts: f.aborts };
+  return { pages, vms, loaded: s.loaded, entries: f.entries, entriesLength: f.entries.length, warned: f.warned, dropped: f.dropped, aborts: f.aborts };
 }
 
 /** True when `vm`'s gfn map holds exactly the saved mappings (GuestMapping objects are never mutated). */
@@ -56,6 +57,7 @@ export function restoreModel(s: State, relevant: readonly number[], snap: ModelS
     s.vms.clear();
     for (const v of snap.vms) s.vms.set(v.handle, v.vm);
   }
+  s.loaded = snap.loaded;
   // The log's entries array is only appended to, or replaced by a new one when a VM is created.
   const f = s.faults;
   if (f.entries !== snap.entries) f.entries = snap.entries;

@@ -9,7 +9,7 @@ import { handle_host_hcall } from '../../hyp/hyp-main';
 import { PoolExhausted } from '../../hyp/pool';
 import type { HypBug } from '../bugs/ownership';
 import { BootMemo } from '../boot-memo';
-import { checkAll, checkFaultLog, checkFaultLogTail, checkPage, checkVm } from '../invariants';
+import { checkAll, checkFaultLog, checkFaultLogTail, checkLoadedVcpu, checkPage, checkVm } from '../invariants';
 import type { Failure } from '../suite-types';
 import { TargetFailure, type Footprint, type Target } from '../target';
 import { formatResult, hex } from '../vocabulary';
@@ -58,7 +58,8 @@ export class SimTarget implements Target {
     };
     // "Every page hyp takes as a page-table page is zero when it takes it": a table page's refcount
     // is 1 + its entries, so it goes from 0 to 1 exactly when a table (a PGD, or a page from a pool)
-    // comes into use; the only other 0 -> 1 is a pin, on a page hyp borrows. Stale words there would
+    // comes into use; the only other 0 -> 1 are a pin, on a page hyp borrows, and a vCPU load, on its
+    // VM's metadata page. Stale words there would
     // be read as descriptors (the host's data as guest mappings, say).
     const vmemmap = this.hyp.vmemmap;
     const page_ref_add = vmemmap.page_ref_add;
@@ -76,6 +77,7 @@ export class SimTarget implements Target {
     if (w === words.length) return null;
     const t = translate(this.hyp.mem, this.hyp.hyp_pgt, pfn);
     if (isValid(t) && (t.hi & KVM_PGTABLE_PROT_SW1) !== 0) return null; // a pin on a borrowed page
+    if (this.hyp.vms().some((vm) => vm.first === pfn)) return null; // a loaded vCPU's reference on its VM
     return `hyp took pfn ${hex(pfn)} as a page-table page, but it is not zero: word ${w} (byte 0x${(w * 4).toString(16)}) is 0x${(words[w] >>> 0).toString(16)}`;
   }
 
@@ -124,6 +126,8 @@ export class SimTarget implements Target {
       const f = checkVm(model, this.hyp, h, n, touched.gfns);
       if (f) return f;
     }
+    const loaded = checkLoadedVcpu(model, this.hyp, n);
+    if (loaded) return loaded;
     if (call.call === 'host_access') return checkFaultLogTail(model, this.hyp, n);
     return call.call === '__pkvm_init_vm' ? checkFaultLog(model, this.hyp, n) : null;
   }
