@@ -310,10 +310,10 @@ const OWNERSHIP_RULES: { readonly [C in OwnershipCall]: Rule<C> } = {
   hyp_unpin_shared_mem: rule(6, ['pfn', 'nr', 'state', 'run'], (d, model, ctx) => pickRun(ctx, model, d.pfn, d.nr, d.run, oneIn(2, d.state) ? lentToHyp : pinned)),
   __pkvm_host_share_guest: rule(9, ['pfn', 'size', 'vm', 'gfn', 'prot'], (d, model, ctx) => {
     const vm = pickLoadedVm(ctx, model, d.vm);
-    // One in eight a 2 MiB block (both addresses aligned); else a page (the gfn word's top bits pick
+    // One in five a 2 MiB block (both addresses aligned); else a page (the gfn word's top bits pick
     // the state it is looked for in: lent to hyp, refused; shared with guests or owned, shareable),
     // or one in sixteen a bad size.
-    const huge = oneIn(8, d.size);
+    const huge = oneIn(5, d.size);
     const block = (x: number) => x & ~(PTRS_PER_TABLE - 1);
     const pfn = huge ? (oneIn(2, d.size >>> 8) ? anyBlock(ctx.config, d.pfn) : block(pickPage(ctx, model, d.pfn))) : pickPage(ctx, model, d.pfn, oneOf([lentToHyp, guestShared, hostOwned], d.gfn >>> 24));
     const gfn = huge ? block(pickGfn(model, vm, ctx, d.gfn, false)) : pickGuestNeighbour(model, vm, ctx, d.gfn >>> 16) ?? pickGfn(model, vm, ctx, d.gfn, false);
@@ -322,8 +322,7 @@ const OWNERSHIP_RULES: { readonly [C in OwnershipCall]: Rule<C> } = {
   }),
   __pkvm_host_unshare_guest: rule(7, ['_', 'size', 'vm', 'gfn'], (d, model, ctx) => {
     const vm = pickVm(ctx, model, d.vm);
-    const gfn = pickGfn(model, vm, ctx, d.gfn, true);
-    return { gfn, nr_pages: pickGuestSize(ctx, model, vm, gfn, d.size), vm };
+    return { ...pickGuestRange(ctx, model, vm, pickGfn(model, vm, ctx, d.gfn, true), d.size), vm };
   }),
   // One in five a size below VM_MIN_PAGES (-EINVAL); else up to five pages of stage-2 pool on top.
   // One in two (the `pool` word), the VM's stage-2 pool starts at a page the host wrote in this

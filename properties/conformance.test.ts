@@ -7,7 +7,7 @@ import { Lockstep } from '../checker/lockstep';
 import { runSteps } from '../checker/sequence';
 import type { TraceStep } from '../checker/vocabulary';
 import { DEFAULT_CONFIG, PA_PFNS, type MachineConfig } from '../types/config';
-import { E2BIG, EBUSY, EINVAL, ENOENT, EPERM, ERANGE } from '../types/errno';
+import { E2BIG, EBUSY, EINVAL, ENOENT, ENOMEM, EPERM, ERANGE } from '../types/errno';
 import { HYP_PANIC, KERNEL_VERSIONS, NOT_SUPPORTED, type KernelVersion } from '../types/kernel';
 
 const P = 0x40010; // the page under test
@@ -44,7 +44,16 @@ const CALLS: Record<string, TraceStep> = {
   share_guest: { call: '__pkvm_host_share_guest', args: { pfn: P, gfn: G2, nr_pages: 1, vm: VM, prot: RW } },
   unshare_guest: { call: '__pkvm_host_unshare_guest', args: { gfn: G1, nr_pages: 1, vm: VM } },
   access: { call: 'host_access', args: { pfn: P, write: true } },
+  relax: { call: '__pkvm_host_relax_perms_guest', args: { gfn: G1, prot: { r: false, w: false, x: true }, vm: VM } },
+  wrprotect: { call: '__pkvm_host_wrprotect_guest', args: { gfn: G1, nr_pages: 1, vm: VM } },
+  young: { call: '__pkvm_host_test_clear_young_guest', args: { gfn: G1, nr_pages: 1, mkold: true, vm: VM } },
+  mkyoung: { call: '__pkvm_host_mkyoung_guest', args: { gfn: G1, vm: VM } },
+  // 6.16's teardown leaves a guest share behind: the page stays SHARED_OWNED (docs/semantics.md §7).
+  teardown_then_share_hyp: { call: '__pkvm_host_share_hyp', args: { pfn: P } },
 };
+
+/** Steps a call needs before it (the teardown column tears the VM down first). */
+const BEFORE: Record<string, TraceStep[]> = { teardown_then_share_hyp: [{ call: '__pkvm_teardown_vm', args: { vm: VM }, expect: 0 }] };
 
 const ok = 0;
 const perm = -EPERM;
@@ -56,30 +65,37 @@ const config = (kernel: KernelVersion): MachineConfig => ({ ...DEFAULT_CONFIG, k
 // The same in both versions, but for the guest calls, which 6.12 does not have (NOT_SUPPORTED).
 // prettier-ignore
 const TABLE: Record<string, Record<string, number>> = {
-  //                          share_hyp unshare_hyp donate hyp_donate share_ffa unshare_ffa pin    unpin  share_guest unshare_guest access
-  'host OWNED':              row(ok,    perm,       ok,    perm,      ok,       perm,       perm,  panic, ok,         noent,        ok),
-  'shared with hyp':         row(perm,  ok,         perm,  perm,      perm,     perm,       ok,    panic, perm,       noent,        ok),
-  'shared with hyp, pinned': row(perm,  -EBUSY,     perm,  perm,      perm,     perm,       ok,    ok,    perm,       noent,        ok),
-  'donated to hyp':          row(perm,  perm,       perm,  ok,        perm,     perm,       perm,  panic, perm,       noent,        perm),
-  'shared with ffa':         row(perm,  perm,       perm,  perm,      perm,     ok,         perm,  panic, perm,       noent,        ok),
-  'shared with a guest':     row(perm,  perm,       perm,  perm,      perm,     perm,       perm,  panic, ok,         ok,           ok),
-  'a VM page (hyp uses it)': row(perm,  perm,       perm,  perm,      perm,     perm,       perm,  panic, perm,       noent,        perm),
+  //                          share_hyp unshare_hyp donate hyp_donate share_ffa unshare_ffa pin    unpin  share_guest unshare_guest access relax wrprotect young mkyoung teardown_then_share_hyp
+  'host OWNED':              row(ok,    perm,       ok,    perm,      ok,       perm,       perm,  panic, ok,         noent,        ok,    ok,   ok,       ok,   ok,     ok),
+  'shared with hyp':         row(perm,  ok,         perm,  perm,      perm,     perm,       ok,    panic, perm,       noent,        ok,    ok,   ok,       ok,   ok,     perm),
+  'shared with hyp, pinned': row(perm,  -EBUSY,     perm,  perm,      perm,     perm,       ok,    ok,    perm,       noent,        ok,    ok,   ok,       ok,   ok,     perm),
+  'donated to hyp':          row(perm,  perm,       perm,  ok,        perm,     perm,       perm,  panic, perm,       noent,        perm,  ok,   ok,       ok,   ok,     perm),
+  'shared with ffa':         row(perm,  perm,       perm,  perm,      perm,     ok,         perm,  panic, perm,       noent,        ok,    ok,   ok,       ok,   ok,     perm),
+  'shared with a guest':     row(perm,  perm,       perm,  perm,      perm,     perm,       perm,  panic, ok,         ok,           ok,    ok,   ok,       1,    ok,     perm),
+  'a VM page (hyp uses it)': row(perm,  perm,       perm,  perm,      perm,     perm,       perm,  panic, perm,       noent,        perm,  ok,   ok,       ok,   ok,     perm),
 };
 
 function row(...results: number[]): Record<string, number> {
   return Object.fromEntries(Object.keys(CALLS).map((c, i) => [c, results[i]]));
 }
 
-const GUEST_CALLS = ['share_guest', 'unshare_guest'];
-/** What `version` answers: 6.12 has no guest calls, so neither the state they build nor their results. */
-const want = (version: KernelVersion, state: string, name: string): number => (version === '6.12' && GUEST_CALLS.includes(name) ? NOT_SUPPORTED : TABLE[state][name]);
+const GUEST_CALLS = ['share_guest', 'unshare_guest', 'relax', 'wrprotect', 'young', 'mkyoung'];
+/**
+ * What `version` answers: 6.12 has no guest calls, so neither the state they build nor their results;
+ * with no guest shares, its teardown leaves the page as it was (the 6.16 row's "shared with a guest" aside).
+ */
+function want(version: KernelVersion, state: string, name: string): number {
+  if (version === '6.12' && GUEST_CALLS.includes(name)) return NOT_SUPPORTED;
+  if (version === '6.12' && name === 'teardown_then_share_hyp') return TABLE[state].share_hyp;
+  return TABLE[state][name];
+}
 const statesOf = (version: KernelVersion) => Object.keys(STATES).filter((s) => version === '6.16' || s !== 'shared with a guest');
 
 describe.each(KERNEL_VERSIONS)('conformance %s: every call from every state of one page', (version) => {
   const ls = new Lockstep(config(version));
   for (const state of statesOf(version))
     test.each(Object.keys(CALLS))(`${state}: %s`, (name) => {
-      const steps = [...setup, ...STATES[state], { ...CALLS[name], expect: want(version, state, name) } as TraceStep];
+      const steps = [...setup, ...STATES[state], ...(BEFORE[name] ?? []), { ...CALLS[name], expect: want(version, state, name) } as TraceStep];
       const out = runSteps(ls, steps);
       expect(out.failure).toBeNull();
       expect(ls.results[steps.length - 1]).toBe(want(version, state, name));
@@ -122,6 +138,12 @@ describe.each(KERNEL_VERSIONS)('conformance %s: range arguments (docs/semantics.
       [...setup, { call: '__pkvm_host_share_guest', args: { pfn: first + 1024, gfn: 512, nr_pages: 512, vm: VM, prot: RW } }, { call: '__pkvm_host_unshare_guest', args: { gfn: 512, nr_pages: 512, vm: VM } }],
       v(NOT_SUPPORTED, ok),
     ],
+    ['share_guest past the IPA space: -ERANGE from the guest walk, after the host range', [...setup, { call: '__pkvm_host_share_guest', args: { pfn: P, gfn: 2 ** 28, nr_pages: 1, vm: VM, prot: RW } }], v(NOT_SUPPORTED, -ERANGE)],
+    ['share_guest past the IPA space of an MMIO page: the host range first', [...setup, { call: '__pkvm_host_share_guest', args: { pfn: 0x1000, gfn: 2 ** 28, nr_pages: 1, vm: VM, prot: RW } }], v(NOT_SUPPORTED, perm)],
+    ['unshare_guest past the IPA space', [...setup, { call: '__pkvm_host_unshare_guest', args: { gfn: 2 ** 28, nr_pages: 1, vm: VM } }], v(NOT_SUPPORTED, -ERANGE)],
+    ['relax_perms inside a 2 MiB guest block: the debug assertion panics', [...setup, { call: '__pkvm_host_share_guest', args: { pfn: first + 1024, gfn: 512, nr_pages: 512, vm: VM, prot: RW } }, { call: '__pkvm_host_relax_perms_guest', args: { gfn: 513, prot: RW, vm: VM } }], v(NOT_SUPPORTED, panic)],
+    ['teardown under a loaded vCPU panics', [...setup, { call: '__pkvm_vcpu_load', args: { vm: VM, vcpu: 0 } }, { call: '__pkvm_teardown_vm', args: { vm: VM } }], v(ok, panic)],
+    ['init_vm over a page the host does not own: -ENOMEM', [{ call: '__pkvm_host_share_hyp', args: { pfn: P } }, { call: '__pkvm_init_vm', args: { pfn: P, nr_pages: 3 } }], -ENOMEM],
     ["hyp's carve-out is not the host's", [{ call: 'host_access', args: { pfn: first + nr - 1, write: false } }], perm],
     ["hyp never gives away its carve-out", [{ call: '__pkvm_hyp_donate_host', args: { pfn: first + nr - 1, nr_pages: 1 } }], perm],
   ];

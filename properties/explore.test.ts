@@ -142,7 +142,7 @@ describe('symmetry reduction', () => {
   // Bugs the explorer's alphabet cannot reach say why (beyondExplorer); the default run catches them.
   it.each(OWNERSHIP_BUGS.filter((b) => b.beyondExplorer === undefined).map((b) => [b.id, b] as const))('finds %s within 3 calls, with and without symmetry, at the same length', (_id, bug) => {
     const extra = bug.explorer ?? {};
-    const o: ExploreOptions = { pages: 2, vms: 1, gfns: 1, maxPins: 1, depth: 3, symmetry: true, modelOnly: false, bugs: [bug], calls: extra.allCalls ? ALL_EXPLORE_CALLS : null, geometry: extra.geometry ?? [] };
+    const o: ExploreOptions = { pages: 2, gfns: 1, maxPins: 1, depth: 3, symmetry: true, modelOnly: false, bugs: [bug], calls: extra.allCalls ? ALL_EXPLORE_CALLS : null, geometry: extra.geometry ?? [], vms: extra.vms ?? 1 };
     const reduced = explore(o);
     const plain = explore({ ...o, symmetry: false });
     expect(reduced.ok).toBe(false);

@@ -1,7 +1,7 @@
 // Known one-line defects in the ownership code, each re-introduced by replacing one small method of
 // a freshly built hyp instance. hyp/ itself carries no bug flags.
 import { EAGAIN, EPERM } from '../../types/errno';
-import { MAX_VMS, VM_VCPUS } from '../../types/config';
+import { MAX_VMS, PTRS_PER_TABLE, VM_VCPUS } from '../../types/config';
 import { pinLimit } from '../../types/kernel';
 import type { Pkvm } from '../../hyp/pkvm';
 import type { GeometryFeature } from '../explore/alphabet';
@@ -16,7 +16,7 @@ export interface HypBug {
   /** Why the explorer's alphabet (checker/explore/alphabet.ts) cannot reach the bug, if it cannot. */
   readonly beyondExplorer?: string;
   /** What the explorer needs beyond its default alphabet to reach the bug (`--calls all`, `--geometry`). */
-  readonly explorer?: { readonly allCalls?: boolean; readonly geometry?: readonly GeometryFeature[] };
+  readonly explorer?: { readonly allCalls?: boolean; readonly geometry?: readonly GeometryFeature[]; readonly vms?: number };
   inject(hyp: Pkvm): void;
 }
 
@@ -212,6 +212,29 @@ export const OWNERSHIP_BUGS: readonly HypBug[] = [
     beyondExplorer: 'the explorer\'s host never writes the pages of its VM slots',
     inject: (h) => {
       for (const pool of h.vmPools) pool.clear_fresh_page = () => undefined;
+    },
+  },
+  {
+    id: 'effect-stops-at-block-end',
+    description: "a ranged call's effect stops at the end of the 2 MiB block it starts in: the pages of a range past it pass the checks and keep their old state",
+    suite: 'ownership',
+    explorer: { geometry: ['straddle'] },
+    inject: (h) => {
+      const original = h.effect_range.bind(h);
+      h.effect_range = (pfn, nr) => {
+        const [from, to] = original(pfn, nr);
+        return [from, Math.min(to, from - (from % PTRS_PER_TABLE) + PTRS_PER_TABLE)];
+      };
+    },
+  },
+  {
+    id: 'block-unshare-first-page',
+    description: "__pkvm_host_unshare_guest of a 2 MiB guest block drops the share count of its first page only: the other 511 stay SHARED_OWNED",
+    suite: 'ownership',
+    explorer: { geometry: ['block'] },
+    inject: (h) => {
+      const original = h.guest_unmap.bind(h);
+      h.guest_unmap = (pgt, gfn, pfn, nr) => original(pgt, gfn, pfn, Math.min(nr, 1));
     },
   },
   {
