@@ -185,9 +185,14 @@ export class Pkvm extends Hyp {
     return slot < 0 ? null : VM_HANDLE_OFFSET + slot;
   }
 
+  /** The loaded vCPU as its per-CPU cell holds it: 0, or 1 + slot * VM_VCPUS + index (checked after every call). */
+  loaded_vcpu_code(): number {
+    return this.mem.cell(this.loadedCell);
+  }
+
   /** The loaded vCPU, for the checker's abstraction. */
   loaded_vcpu(): { vm: number; vcpu: number } | null {
-    const v = this.mem.cell(this.loadedCell);
+    const v = this.loaded_vcpu_code();
     return v === 0 ? null : { vm: VM_HANDLE_OFFSET + Math.floor((v - 1) / VM_VCPUS), vcpu: (v - 1) % VM_VCPUS };
   }
 

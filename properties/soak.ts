@@ -6,7 +6,7 @@ import { SEED } from './seed';
 import { suiteFailure, TRACE_DIR } from './traced';
 
 /** Runs per soak file: about 450,000 checked calls each. */
-const SOAK_RUNS = 12_000;
+const SOAK_RUNS = 9_000;
 
 export function soak(part: number): void {
   test('the ownership invariants hold over a long soak', ({ task }) => {

@@ -106,7 +106,7 @@ exit codes: 0 · 1 the unwind broke a property · 2 bad usage`,
   },
   bench: {
     synopsis: 'pkvm-check bench [--json] [--kernel 6.12|6.16]',
-    help: `Throughput figures (about a minute): checked calls per second, time to find each bug, explorer speed.
+    help: `Throughput figures (about 5 minutes): checked calls per second, time to find each bug, explorer speed.
   --json          print one JSON object
   --kernel V      the pKVM every machine models, 6.12 or 6.16 (default 6.16); named in the output (a bug
                   the version cannot reach, such as a 6.16-only call's, is found by no seed)
