@@ -1,6 +1,6 @@
 // hyp-main.c: the hypercall dispatch table, keyed by kernel name.
 import type { ArgsOf, Call, CallName, LoadedVm } from '../types/calls';
-import { HYP_PANIC, NOT_SUPPORTED } from '../types/kernel';
+import { HYP_PANIC, NOT_SUPPORTED, u32Arg } from '../types/kernel';
 import { HypPanic } from './bug';
 import type { Pkvm } from './pkvm';
 
@@ -17,16 +17,17 @@ export const host_hcall: { readonly [N in OwnershipCall]: Handler<N> } = {
   hyp_pin_shared_mem: (h, a) => h.hyp_pin_shared_mem(a.pfn, a.nr_pages),
   hyp_unpin_shared_mem: (h, a) => h.hyp_unpin_shared_mem(a.pfn, a.nr_pages),
   __pkvm_host_share_guest: (h, a) => withLoadedVcpu(h, a.vm, () => h.__pkvm_host_share_guest(a.pfn, a.gfn, a.nr_pages, a.prot)),
-  __pkvm_host_unshare_guest: (h, a) => h.__pkvm_host_unshare_guest(a.gfn, a.nr_pages, a.vm),
+  __pkvm_host_unshare_guest: (h, a) => h.__pkvm_host_unshare_guest(a.gfn, a.nr_pages, u32Arg(a.vm)),
   __pkvm_host_relax_perms_guest: (h, a) => withLoadedVcpu(h, a.vm, () => h.__pkvm_host_relax_perms_guest(a.gfn, a.prot)),
-  __pkvm_host_wrprotect_guest: (h, a) => h.__pkvm_host_wrprotect_guest(a.gfn, a.nr_pages, a.vm),
-  __pkvm_host_test_clear_young_guest: (h, a) => h.__pkvm_host_test_clear_young_guest(a.gfn, a.nr_pages, a.mkold, a.vm),
+  __pkvm_host_wrprotect_guest: (h, a) => h.__pkvm_host_wrprotect_guest(a.gfn, a.nr_pages, u32Arg(a.vm)),
+  __pkvm_host_test_clear_young_guest: (h, a) => h.__pkvm_host_test_clear_young_guest(a.gfn, a.nr_pages, a.mkold, u32Arg(a.vm)),
   __pkvm_host_mkyoung_guest: (h, a) => withLoadedVcpu(h, a.vm, () => h.__pkvm_host_mkyoung_guest(a.gfn)),
-  // handle___pkvm_vcpu_load/put write no result register; the model's 0 stands for it.
-  __pkvm_vcpu_load: (h, a) => (h.pkvm_load_hyp_vcpu(a.vm, a.vcpu), 0),
+  // handle___pkvm_vcpu_load/put write no result register; the model's 0 stands for it. Handles and
+  // the vCPU index are 32-bit registers (pkvm_handle_t, unsigned int).
+  __pkvm_vcpu_load: (h, a) => (h.pkvm_load_hyp_vcpu(u32Arg(a.vm), u32Arg(a.vcpu)), 0),
   __pkvm_vcpu_put: (h) => (h.pkvm_put_hyp_vcpu(), 0),
   __pkvm_init_vm: (h, a) => h.__pkvm_init_vm(a.pfn, a.nr_pages),
-  __pkvm_teardown_vm: (h, a) => h.__pkvm_teardown_vm(a.vm),
+  __pkvm_teardown_vm: (h, a) => h.__pkvm_teardown_vm(u32Arg(a.vm)),
   host_access: (h, a) => h.host_access(a.pfn, a.write),
 };
 
@@ -36,7 +37,7 @@ export const host_hcall: { readonly [N in OwnershipCall]: Handler<N> } = {
  */
 function withLoadedVcpu(hyp: Pkvm, vm: LoadedVm, call: () => number): number {
   if (vm === null || hyp.loaded_vm() !== null) return call();
-  hyp.pkvm_load_hyp_vcpu(vm, 0);
+  hyp.pkvm_load_hyp_vcpu(u32Arg(vm), 0);
   try {
     return call();
   } finally {

@@ -3,7 +3,7 @@
 // A guest's stage-2 is modelled per gfn; a 2 MiB share is 512 gfns with nr 512.
 import { E2BIG, EINVAL, ENOENT, EPERM, ERANGE } from '../types/errno';
 import { GUEST_IPA_PFNS, PTRS_PER_TABLE, VM_VCPUS } from '../types/config';
-import { HYP_PANIC, U64_PFNS } from '../types/kernel';
+import { HYP_PANIC, u32Arg, U64_PFNS } from '../types/kernel';
 import type { ArgsOf, LoadedVm } from '../types/calls';
 import { checkPages, HOST_RANGE, update, type PageCheck } from './ownership';
 import { hostState, page, type GuestMapping, type Page, type State, type Vm } from './state';
@@ -30,7 +30,8 @@ const beyondIpa = (gfn: number, nr: number): boolean => gfn + nr > GUEST_IPA_PFN
  * exist, or the index is not one of its vCPUs. The handler writes no result; the model says 0.
  */
 export function __pkvm_vcpu_load(s: State, a: ArgsOf<'__pkvm_vcpu_load'>): number {
-  if (s.loaded === null && s.vms.has(a.vm) && a.vcpu < VM_VCPUS) s.loaded = { vm: a.vm, vcpu: a.vcpu };
+  const [vm, vcpu] = [u32Arg(a.vm), u32Arg(a.vcpu)];
+  if (s.loaded === null && s.vms.has(vm) && vcpu < VM_VCPUS) s.loaded = { vm, vcpu };
   return 0;
 }
 
@@ -45,14 +46,14 @@ export function __pkvm_vcpu_put(s: State): number {
  * loads its vCPU 0 around the call; with no VM at all it is the handler's -EINVAL.
  */
 function onLoadedVm(s: State, vm: LoadedVm, call: (handle: number, v: Vm) => number): number {
-  const handle = s.loaded?.vm ?? vm;
+  const handle = s.loaded?.vm ?? (vm === null ? null : u32Arg(vm));
   const v = handle === null ? undefined : s.vms.get(handle);
   return handle === null || v === undefined ? -EINVAL : call(handle, v);
 }
 
-/** A VM by handle, as get_np_pkvm_hyp_vm finds it (unknown: -EINVAL). */
+/** A VM by handle (a 32-bit register), as get_np_pkvm_hyp_vm finds it (unknown: -EINVAL). */
 function onVm(s: State, handle: number, call: (v: Vm) => number): number {
-  const v = s.vms.get(handle);
+  const v = s.vms.get(u32Arg(handle));
   return v === undefined ? -EINVAL : call(v);
 }
 

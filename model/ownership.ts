@@ -3,7 +3,7 @@
 // all-or-nothing, then the effect. Version differences come from the table in types/kernel.ts.
 import { EBUSY, EINVAL, ENOENT, ENOMEM, EPERM } from '../types/errno';
 import { MAX_VMS, VM_HANDLE_OFFSET, VM_MIN_PAGES } from '../types/config';
-import { HYP_PANIC, kernelOf, pinLimit } from '../types/kernel';
+import { HYP_PANIC, kernelOf, pinLimit, u32Arg } from '../types/kernel';
 import type { ArgsOf, RangeArgs } from '../types/calls';
 import { checkRange, isMemory, pagesVisited, u64Range } from './range';
 import { hostState, hypState, page, setPage, type Page, type State } from './state';
@@ -148,9 +148,10 @@ export function __pkvm_init_vm(s: State, a: RangeArgs): number {
  * guest shares). A vCPU of the VM still loaded is a WARN, so a panic.
  */
 export function __pkvm_teardown_vm(s: State, a: ArgsOf<'__pkvm_teardown_vm'>): number {
-  const vm = s.vms.get(a.vm);
+  const handle = u32Arg(a.vm);
+  const vm = s.vms.get(handle);
   if (!vm) return -ENOENT;
-  if (s.loaded?.vm === a.vm) return HYP_PANIC;
-  s.vms.delete(a.vm);
+  if (s.loaded?.vm === handle) return HYP_PANIC;
+  s.vms.delete(handle);
   return update(s, { pfn: vm.first, nr_pages: vm.nr }, giveToHost);
 }

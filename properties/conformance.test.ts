@@ -144,6 +144,8 @@ describe.each(KERNEL_VERSIONS)('conformance %s: range arguments (docs/semantics.
     ['relax_perms inside a 2 MiB guest block: the debug assertion panics', [...setup, { call: '__pkvm_host_share_guest', args: { pfn: first + 1024, gfn: 512, nr_pages: 512, vm: VM, prot: RW } }, { call: '__pkvm_host_relax_perms_guest', args: { gfn: 513, prot: RW, vm: VM } }], v(NOT_SUPPORTED, panic)],
     ['teardown under a loaded vCPU panics', [...setup, { call: '__pkvm_vcpu_load', args: { vm: VM, vcpu: 0 } }, { call: '__pkvm_teardown_vm', args: { vm: VM } }], v(ok, panic)],
     ['init_vm over a page the host does not own: -ENOMEM', [{ call: '__pkvm_host_share_hyp', args: { pfn: P } }, { call: '__pkvm_init_vm', args: { pfn: P, nr_pages: 3 } }], -ENOMEM],
+    ['a handle is a 32-bit register (pkvm_handle_t): 2^32 + 0x1000 names the VM 0x1000', [...setup, { call: '__pkvm_teardown_vm', args: { vm: 2 ** 32 + 0x1000 } }], ok],
+    ['the vCPU index is an unsigned int: 2^32 + 1 loads vCPU 1', [...setup, { call: '__pkvm_vcpu_load', args: { vm: VM, vcpu: 2 ** 32 + 1 } }, { call: '__pkvm_teardown_vm', args: { vm: VM } }], v(ok, panic)],
     ["hyp's carve-out is not the host's", [{ call: 'host_access', args: { pfn: first + nr - 1, write: false } }], perm],
     ["hyp never gives away its carve-out", [{ call: '__pkvm_hyp_donate_host', args: { pfn: first + nr - 1, nr_pages: 1 } }], perm],
   ];

@@ -148,3 +148,9 @@ export const pinLimit = (config: MachineConfig): number => config.pinLimit ?? ke
 
 /** Whether `v` names a modelled version. */
 export const isKernelVersion = (v: unknown): v is KernelVersion => typeof v === 'string' && (KERNEL_VERSIONS as readonly string[]).includes(v);
+
+/**
+ * A register argument the handler declares 32 bits wide (`pkvm_handle_t`, `unsigned int vcpu_idx`):
+ * the kernel sees the low 32 bits of what the host passed.
+ */
+export const u32Arg = (x: number): number => x % 2 ** 32;
