@@ -3,7 +3,7 @@
 // `finish` checks everything at the end of a sequence.
 import type { Call } from '../types/calls';
 import { ERRNO_NAMES } from '../types/errno';
-import { OUTCOME_NAMES } from '../types/kernel';
+import { OUTCOME_NAMES, u32Arg } from '../types/kernel';
 import type { MachineConfig } from '../types/config';
 import { cloneState, execModel, initialState, type State } from '../model';
 import type { Pkvm } from '../hyp/pkvm';
@@ -130,34 +130,40 @@ function range(first: number, nr: number): number[] {
 
 const NOTHING = { pages: [], vms: [] } as const;
 
+/** The VM a call on the loaded vCPU acts on: the loaded vCPU's, else the one it names (if any). */
+function onLoadedVcpu(model: State, named: number | null): number[] {
+  const vm = model.loaded?.vm ?? named;
+  return vm === null ? [] : [vm];
+}
+
 /** The pages, VMs and guest frames a call may change, computed before it runs (from the model). */
 export function footprint(model: State, call: Call): Footprint {
   const a = call.args as Partial<{ pfn: number; nr_pages: number; vm: number | null; gfn: number }>;
-  // The VM a call acts on: the loaded vCPU's for the calls that take none or name one, else `vm`.
-  const vms = model.loaded ? [model.loaded.vm] : a.vm === null || a.vm === undefined ? [] : [a.vm];
+  // The VM a call names, as the kernel reads its 32-bit handle register.
+  const named = a.vm === null || a.vm === undefined ? null : u32Arg(a.vm);
   switch (call.call) {
     case '__pkvm_host_share_guest':
-      return { pages: range(a.pfn!, a.nr_pages!), vms, gfns: range(a.gfn!, a.nr_pages!) };
+      return { pages: range(a.pfn!, a.nr_pages!), vms: onLoadedVcpu(model, named), gfns: range(a.gfn!, a.nr_pages!) };
     case '__pkvm_host_relax_perms_guest':
     case '__pkvm_host_mkyoung_guest':
-      return { pages: [], vms, gfns: [a.gfn!] };
+      return { pages: [], vms: onLoadedVcpu(model, named), gfns: [a.gfn!] };
     case '__pkvm_host_wrprotect_guest':
     case '__pkvm_host_test_clear_young_guest':
-      return { pages: [], vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
+      return { pages: [], vms: [named!], gfns: range(a.gfn!, a.nr_pages!) };
     case '__pkvm_host_unshare_guest': {
-      const m = model.vms.get(a.vm!)?.gfns.get(a.gfn!);
-      return { pages: m ? range(m.pfn, m.nr) : [], vms: [a.vm!], gfns: range(a.gfn!, a.nr_pages!) };
+      const m = model.vms.get(named!)?.gfns.get(a.gfn!);
+      return { pages: m ? range(m.pfn, m.nr) : [], vms: [named!], gfns: range(a.gfn!, a.nr_pages!) };
     }
     case '__pkvm_teardown_vm': {
-      const vm = model.vms.get(a.vm!);
-      if (!vm) return { pages: [], vms: [a.vm!] };
+      const vm = model.vms.get(named!);
+      if (!vm) return { pages: [], vms: [named!] };
       const pages = range(vm.first, vm.nr);
       let guestPages = 0;
       for (const m of vm.gfns.values()) {
         if (guestPages++ === FOOTPRINT_CAP) break;
         pages.push(m.pfn);
       }
-      return { pages, vms: [a.vm!] };
+      return { pages, vms: [named!] };
     }
     case '__pkvm_init_vm':
       return { pages: range(a.pfn!, a.nr_pages!), vms: [] };

@@ -36,7 +36,7 @@ export const host_hcall: { readonly [N in OwnershipCall]: Handler<N> } = {
  * loaded, the host loads that VM's vCPU 0 for the call and puts it after.
  */
 function withLoadedVcpu(hyp: Pkvm, vm: LoadedVm, call: () => number): number {
-  if (vm === null || hyp.loaded_vm() !== null) return call();
+  if (vm === null || hyp.loaded_vcpu_code() !== 0) return call();
   hyp.pkvm_load_hyp_vcpu(u32Arg(vm), 0);
   try {
     return call();

@@ -231,6 +231,13 @@ export class KvmPgtable {
 
   /** Frees a table page and every table below it (kvm_pgtable_stage2_free_unlinked). */
   private free_table(table: number, level: number): void {
+    this.clear_entries(table, level);
+    this.vmemmap.page_ref_add(table, -1);
+    this.mm_ops.put_page(table);
+  }
+
+  /** Clears every entry of a table page at `level`, freeing the tables they point to. */
+  private clear_entries(table: number, level: number): void {
     for (let i = 0; i < PTRS_PER_PTE; i++) {
       const lo = this.mem.read32(table, 2 * i);
       const hi = this.mem.read32(table, 2 * i + 1);
@@ -238,8 +245,6 @@ export class KvmPgtable {
       if (kvm_pte_table(lo, level)) this.free_table(kvm_pte_to_pfn(lo, hi), level + 1);
       this.writeEntry(table, i, 0, 0);
     }
-    this.vmemmap.page_ref_add(table, -1);
-    this.mm_ops.put_page(table);
   }
 
   /**
@@ -247,15 +252,7 @@ export class KvmPgtable {
    * entry, without looking at what the leaves map.
    */
   destroy(): void {
-    for (let t = this.pgd; t < this.pgd + this.pgd_pages; t++) {
-      for (let i = 0; i < PTRS_PER_PTE; i++) {
-        const lo = this.mem.read32(t, 2 * i);
-        const hi = this.mem.read32(t, 2 * i + 1);
-        if (lo === 0 && hi === 0) continue;
-        if (kvm_pte_table(lo, this.start_level)) this.free_table(kvm_pte_to_pfn(lo, hi), this.start_level + 1);
-        this.writeEntry(t, i, 0, 0);
-      }
-    }
+    for (let t = this.pgd; t < this.pgd + this.pgd_pages; t++) this.clear_entries(t, this.start_level);
   }
 
   /**

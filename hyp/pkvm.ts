@@ -146,10 +146,24 @@ export class Pkvm extends Hyp {
 
   // ---- the loaded vCPU (pkvm.c) ----
 
-  /** pkvm_get_loaded_hyp_vcpu: the slot of the loaded vCPU's VM, or -1. */
+  /**
+   * pkvm_get_loaded_hyp_vcpu, as this CPU's cell holds it: 0 for none, else 1 + slot * VM_VCPUS +
+   * index (the checker compares it after every call).
+   */
+  loaded_vcpu_code(): number {
+    return this.mem.cell(this.loadedCell);
+  }
+
+  /** The slot of the loaded vCPU's VM, or -1. */
   loaded_vm_slot(): number {
-    const v = this.mem.cell(this.loadedCell);
+    const v = this.loaded_vcpu_code();
     return v === 0 ? -1 : Math.floor((v - 1) / VM_VCPUS);
+  }
+
+  /** The loaded vCPU, for the checker's abstraction. */
+  loaded_vcpu(): { vm: number; vcpu: number } | null {
+    const v = this.loaded_vcpu_code();
+    return v === 0 ? null : { vm: VM_HANDLE_OFFSET + this.loaded_vm_slot(), vcpu: (v - 1) % VM_VCPUS };
   }
 
   /**
@@ -158,7 +172,7 @@ export class Pkvm extends Hyp {
    * metadata page takes a reference (hyp_page_ref_inc(hyp_virt_to_page(hyp_vm))).
    */
   pkvm_load_hyp_vcpu(handle: number, idx: number): void {
-    if (this.mem.cell(this.loadedCell) !== 0) return;
+    if (this.loaded_vcpu_code() !== 0) return;
     const slot = this.slotOf(handle);
     if (slot < 0 || idx >= VM_VCPUS) return;
     const base = this.vmCells + slot * SLOT_CELLS;
@@ -170,30 +184,12 @@ export class Pkvm extends Hyp {
 
   /** pkvm_put_hyp_vcpu: the vCPU leaves this CPU and drops its reference on the VM. */
   pkvm_put_hyp_vcpu(): void {
-    const v = this.mem.cell(this.loadedCell);
+    const v = this.loaded_vcpu_code();
     if (v === 0) return;
-    const slot = Math.floor((v - 1) / VM_VCPUS);
-    const base = this.vmCells + slot * SLOT_CELLS;
+    const base = this.vmCells + this.loaded_vm_slot() * SLOT_CELLS;
     this.mem.setCell(base + VCPU_LOADED + ((v - 1) % VM_VCPUS), 0);
     this.vmemmap.page_ref_add(this.mem.cell(base + FIRST), -1);
     this.mem.setCell(this.loadedCell, 0);
-  }
-
-  /** The handle of the loaded vCPU's VM (null when none is loaded). */
-  loaded_vm(): number | null {
-    const slot = this.loaded_vm_slot();
-    return slot < 0 ? null : VM_HANDLE_OFFSET + slot;
-  }
-
-  /** The loaded vCPU as its per-CPU cell holds it: 0, or 1 + slot * VM_VCPUS + index (checked after every call). */
-  loaded_vcpu_code(): number {
-    return this.mem.cell(this.loadedCell);
-  }
-
-  /** The loaded vCPU, for the checker's abstraction. */
-  loaded_vcpu(): { vm: number; vcpu: number } | null {
-    const v = this.loaded_vcpu_code();
-    return v === 0 ? null : { vm: VM_HANDLE_OFFSET + Math.floor((v - 1) / VM_VCPUS), vcpu: (v - 1) % VM_VCPUS };
   }
 
   // ---- guest memory (mem_protect.c) ----

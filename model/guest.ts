@@ -45,10 +45,10 @@ export function __pkvm_vcpu_put(s: State): number {
  * Runs a call that acts on the loaded vCPU's VM: with none loaded, `vm` (the host's usual pattern)
  * loads its vCPU 0 around the call; with no VM at all it is the handler's -EINVAL.
  */
-function onLoadedVm(s: State, vm: LoadedVm, call: (handle: number, v: Vm) => number): number {
+function onLoadedVm(s: State, vm: LoadedVm, call: (v: Vm) => number): number {
   const handle = s.loaded?.vm ?? (vm === null ? null : u32Arg(vm));
   const v = handle === null ? undefined : s.vms.get(handle);
-  return handle === null || v === undefined ? -EINVAL : call(handle, v);
+  return v === undefined ? -EINVAL : call(v);
 }
 
 /** A VM by handle (a 32-bit register), as get_np_pkvm_hyp_vm finds it (unknown: -EINVAL). */
@@ -66,7 +66,7 @@ const returnFromGuest = (p: Page): Page => ({ ...p, guests: p.guests - 1 });
 
 /** `prot` is a subset of RWX by construction of the vocabulary, so the kernel's check of it cannot fail. */
 export const __pkvm_host_share_guest = (s: State, a: ArgsOf<'__pkvm_host_share_guest'>): number =>
-  onLoadedVm(s, a.vm, (_, vm) => {
+  onLoadedVm(s, a.vm, (vm) => {
     const gfn = ipaPfn(a.gfn);
     if (!transitionSizeOk(a.nr_pages, gfn, a.pfn)) return -EINVAL;
     const host = checkPages(s, a, HOST_RANGE);
@@ -126,7 +126,7 @@ function updateLeaves(vm: Vm, gfn: number, nr: number, f: (m: GuestMapping) => G
  * gfn is 0 (the walker's -EAGAIN is dropped without KVM_PGTABLE_WALK_HANDLE_FAULT).
  */
 export const __pkvm_host_relax_perms_guest = (s: State, a: ArgsOf<'__pkvm_host_relax_perms_guest'>): number =>
-  onLoadedVm(s, a.vm, (_, vm) => {
+  onLoadedVm(s, a.vm, (vm) => {
     const gfn = ipaPfn(a.gfn);
     if (!assertHostSharedGuest(s, vm, gfn, 1)) return HYP_PANIC;
     const p = a.prot;
@@ -163,7 +163,7 @@ export const __pkvm_host_test_clear_young_guest = (s: State, a: ArgsOf<'__pkvm_h
 
 /** kvm_pgtable_stage2_mkyoung: sets the access flag of the gfn's leaf, if mapped; always 0. */
 export const __pkvm_host_mkyoung_guest = (s: State, a: ArgsOf<'__pkvm_host_mkyoung_guest'>): number =>
-  onLoadedVm(s, a.vm, (_, vm) => {
+  onLoadedVm(s, a.vm, (vm) => {
     const gfn = ipaPfn(a.gfn);
     if (!assertHostSharedGuest(s, vm, gfn, 1)) return HYP_PANIC;
     updateLeaves(vm, gfn, 1, (m) => ({ ...m, young: true }));
